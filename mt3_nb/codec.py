@@ -427,8 +427,9 @@ def notes_from_csv(path) -> list[Note]:
         notes = []
         for line, r in enumerate(rows, 2):
             try:
-                notes.append(Note(int(r['pitch_midi']), int(r.get('program') or 0),
+                # pitches are rounded: GuitarSet's ground truth has fractional MIDI pitches
+                notes.append(Note(int(round(float(r['pitch_midi']))), int(float(r.get('program') or 0)),
                                   str(r.get('is_drum') or '0').strip().lower() in ('1', 'true'),
-                                  float(r['onset_s']), float(r['offset_s']), int(r.get('velocity') or 100)))
+                                  float(r['onset_s']), float(r['offset_s']), int(round(float(r.get('velocity') or 100)))))
             except (TypeError, ValueError) as e: raise CodecError(f'{path}:{line}: bad row ({e})') from None
     return notes
