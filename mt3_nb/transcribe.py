@@ -21,7 +21,7 @@ from .generate import generate
 
 # %% auto #0
 __all__ = ['AUDIO_EXTENSIONS', 'default_device', 'resolve_dtype', 'load_model', 'Transcription', 'transcribe', 'find_audio',
-           'BatchReport', 'transcribe_batch', 'example_path', 'example_truth_path']
+           'BatchReport', 'failure_line', 'transcribe_batch', 'example_path', 'example_truth_path']
 
 # %% ../nbs/05_transcribe.ipynb #c006
 def default_device() -> torch.device:
@@ -161,8 +161,11 @@ class BatchReport:
 
     def summary(self) -> str:
         lines = [f'{len(self.written)} written, {len(self.skipped)} skipped (output exists), {len(self.failed)} failed']
-        lines += [f'FAILED {i}: {r}' for i, r in self.failed]
-        return '\n'.join(lines)
+        return '\n'.join(lines + [failure_line(i, r) for i, r in self.failed])
+
+def failure_line(path, reason: str) -> str:
+    "`FAILED <path>: <reason>`, without repeating the path when the reason already starts with it."
+    return f'FAILED {reason}' if reason.startswith(str(path)) else f'FAILED {path}: {reason}'
 
 def _one_line(e: BaseException) -> str:
     msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -188,7 +191,7 @@ def transcribe_batch(inputs: Sequence, out_dir=None, overwrite: bool = False, ch
             t.write_midi(out)
         except Exception as e:  # one bad file must not stop the batch
             rep.failed.append((f, _one_line(e)))
-            if log: log(f'FAILED {f}: {_one_line(e)}')
+            if log: log(failure_line(f, _one_line(e)))
             continue
         rep.written.append((f, out, t))
         if log: log(f'wrote {out} ({len(t.notes)} notes, {len(t.programs)} instruments, {t.duration:.1f} s audio, RTF {t.rtf:.3f})')
