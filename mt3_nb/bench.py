@@ -13,8 +13,7 @@ import numpy as np
 import torch
 
 import mt3_nb
-from .frontend import load_audio, log_mel, num_segments, segment_start_times, SAMPLE_RATE
-from .codec import NoteDecoder, floor_start_times
+from .frontend import load_audio, SAMPLE_RATE
 from .model import MT3
 from .generate import Beam1, BOS, EOS
 from .transcribe import (Transcription, transcribe, find_audio, resolve_dtype, default_device, load_model,
@@ -61,19 +60,8 @@ def naive_generate(model: MT3, mel: torch.Tensor, max_tokens: int = 1024) -> lis
 
 def naive_transcribe(source, model: MT3, name: str | None = None, max_tokens: int = 1024) -> Transcription:
     "`transcribe` with `naive_generate`: batch 1, no KV cache (the benchmark baseline)."
-    t0 = time.perf_counter()
-    audio = load_audio(source, source_sr=SAMPLE_RATE if isinstance(source, np.ndarray) else None, name=name)
-    n_seg = num_segments(len(audio))
-    starts = floor_start_times(segment_start_times(len(audio)))
-    dec, tokens = NoteDecoder(), []
-    for s in range(n_seg):
-        ids = naive_generate(model, log_mel(audio, s, s + 1, device=model.device), max_tokens)[0]
-        dec.add_segment(ids, starts[s], starts[s + 1] if s + 1 < n_seg else None)
-        tokens.append(ids)
-    res = dec.finish()
-    return Transcription(notes=res.notes, invalid_events=res.invalid_events, dropped_events=res.dropped_events,
-                         duration=len(audio) / SAMPLE_RATE, tokens=tokens, start_times=starts,
-                         timings=dict(total=time.perf_counter() - t0), source=name or '<array>')
+    return transcribe(source, model=model, name=name, batch_size=1, progress=False,
+                      generate_fn=lambda m, mel, **_: naive_generate(m, mel, max_tokens))
 
 # %% ../nbs/08_bench.ipynb #c013
 def peak_rss_mib() -> float | None:

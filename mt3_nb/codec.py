@@ -380,7 +380,7 @@ def midi_to_notes(path) -> list[Note]:
     if not path.is_file(): raise FileNotFoundError(f'{path}: no such MIDI file')
     try: pm = pretty_midi.PrettyMIDI(str(path))
     except Exception as e: raise MidiError(f'{path}: not a readable MIDI file ({type(e).__name__}: {e})') from e
-    notes = [Note(n.pitch, inst.program, inst.is_drum, n.start, n.end, n.velocity, i)
+    notes = [Note(int(n.pitch), int(inst.program), bool(inst.is_drum), float(n.start), float(n.end), int(n.velocity), i)
              for i, inst in enumerate(pm.instruments) for n in inst.notes]
     return sorted(notes, key=lambda n: (n.start, n.instrument, n.pitch, n.end))
 
