@@ -420,16 +420,21 @@ def notes_from_csv(path) -> list[Note]:
     "Read notes from a CSV with at least onset_s, offset_s, pitch_midi (velocity 100, program 0, not drum by default)."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f'{path}: no such CSV file')
+    required = CSV_COLUMNS[:3]
     with open(path, newline='', encoding='utf-8') as f:
         rows = csv.DictReader(f)
-        missing = {'onset_s', 'offset_s', 'pitch_midi'} - set(rows.fieldnames or [])
-        if missing: raise CodecError(f'{path}: missing column(s) {", ".join(sorted(missing))}')
+        cols = [c.strip() for c in (rows.fieldnames or [])]
+        missing = [c for c in required if c not in cols]
+        if missing: raise CodecError(f'{path}: notes CSV lacks column(s) {", ".join(missing)} '
+                                     f'(needs {", ".join(required)}; has {", ".join(cols) or "none"})')
+        rows.fieldnames = cols
         notes = []
-        for line, r in enumerate(rows, 2):
+        for r in rows:
             try:
                 # pitches are rounded: GuitarSet's ground truth has fractional MIDI pitches
                 notes.append(Note(int(round(float(r['pitch_midi']))), int(float(r.get('program') or 0)),
                                   str(r.get('is_drum') or '0').strip().lower() in ('1', 'true'),
                                   float(r['onset_s']), float(r['offset_s']), int(round(float(r.get('velocity') or 100)))))
-            except (TypeError, ValueError) as e: raise CodecError(f'{path}:{line}: bad row ({e})') from None
+            except (TypeError, ValueError) as e:
+                raise CodecError(f'{path}, line {rows.line_num}: bad note value ({e})') from None
     return notes

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_evaluate.ipynb #c003
 from __future__ import annotations
-import csv, json, os
+import json, os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -17,7 +17,7 @@ __all__ = ['ONSET_TOLERANCE', 'PITCH_TOLERANCE', 'OFFSET_RATIO', 'OFFSET_MIN_TOL
            'format_table', 'evaluate_files']
 
 # %% ../nbs/07_evaluate.ipynb #c004
-from .codec import MidiError, Note, midi_to_notes, note_sequence_to_notes, notes_to_note_sequence, track_name
+from .codec import CodecError, MidiError, Note, midi_to_notes, notes_from_csv, note_sequence_to_notes, notes_to_note_sequence, track_name
 
 # %% ../nbs/07_evaluate.ipynb #c007
 ONSET_TOLERANCE = 0.05        # s
@@ -39,7 +39,6 @@ class EvaluateError(ValueError):
     "A transcription or reference that cannot be scored; the message names the file."
 
 # %% ../nbs/07_evaluate.ipynb #c009
-_CSV_REQUIRED = ('onset_s', 'offset_s', 'pitch_midi')
 _TRUE, _FALSE = {'1', 'true', 'yes', 't', 'y'}, {'0', 'false', 'no', 'f', 'n', ''}
 
 def _bool(v: Any, where: str) -> bool:
@@ -60,16 +59,8 @@ def _note(pitch, start, end, program=0, is_drum=False, velocity=100, where: str 
         raise EvaluateError(f'{where}: bad note value ({e})') from None
 
 def _load_csv(path: Path) -> list[Note]:
-    with open(path, newline='') as f:
-        rows = csv.DictReader(f)
-        cols = [c.strip() for c in (rows.fieldnames or [])]
-        missing = [c for c in _CSV_REQUIRED if c not in cols]
-        if missing:
-            raise EvaluateError(f'{path}: notes CSV lacks column(s) {", ".join(missing)} '
-                                f'(needs {", ".join(_CSV_REQUIRED)}; has {", ".join(cols) or "none"})')
-        rows.fieldnames = cols
-        return [_note(r['pitch_midi'], r['onset_s'], r['offset_s'], r.get('program'), r.get('is_drum', '0'),
-                      r.get('velocity'), where=f'{path}, line {rows.line_num}') for r in rows]
+    try: return notes_from_csv(path)
+    except CodecError as err: raise EvaluateError(str(err)) from None
 
 def _load_json(path: Path) -> list[Note]:
     try: d = json.loads(Path(path).read_text())
