@@ -174,20 +174,20 @@ def _one_line(e: BaseException) -> str:
 
 def transcribe_batch(inputs: Sequence, out_dir=None, overwrite: bool = False, checkpoint=None, device=None,
                      dtype=None, method: str = 'beam1', progress: bool = True, log=print, **kw) -> BatchReport:
-    "Transcribe files/folders in `inputs` to `.mid` files in `out_dir` (default: beside each input)."
-    files, rep, claimed = find_audio(inputs), BatchReport(), {}
+    """Transcribe files/folders in `inputs` to `.mid` files in `out_dir` (default: beside each input).
+    A file that fails is reported and the batch goes on; a model that cannot be loaded stops it (raises)."""
+    rep, claimed, todo = BatchReport(), {}, []
     if out_dir is not None: Path(out_dir).mkdir(parents=True, exist_ok=True)
-    model = None
-    for f in tqdm(files, desc='files', unit='file', disable=not progress or len(files) < 2):
+    for f in find_audio(inputs):
         out = (Path(out_dir) if out_dir is not None else f.parent) / (f.stem + '.mid')
         key = out.resolve()
-        if key in claimed:
-            rep.failed.append((f, f'its output {out} would overwrite the one from {claimed[key]}')); continue
-        claimed[key] = f
-        if out.exists() and not overwrite:
-            rep.skipped.append((f, out)); continue
+        if key in claimed: rep.failed.append((f, f'its output {out} would overwrite the one from {claimed[key]}'))
+        elif out.exists() and not overwrite: rep.skipped.append((f, out))
+        else: todo.append((f, out))
+        claimed.setdefault(key, f)
+    model = load_model(checkpoint, device, dtype) if todo else None
+    for f, out in tqdm(todo, desc='files', unit='file', disable=not progress or len(todo) < 2):
         try:
-            if model is None: model = load_model(checkpoint, device, dtype)
             t = transcribe(f, model=model, method=method, progress=progress, **kw)
             t.write_midi(out)
         except Exception as e:  # one bad file must not stop the batch
