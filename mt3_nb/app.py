@@ -4,8 +4,8 @@
 
 # %% ../nbs/09_app.ipynb #c003
 from __future__ import annotations
-import base64, datetime, html, io, math, os, re, tempfile, time, warnings
-from dataclasses import dataclass, field
+import base64, html, io, os, re, tempfile, time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -17,10 +17,9 @@ from IPython.display import Audio, HTML
 from matplotlib.figure import Figure
 from matplotlib.collections import PolyCollection
 from matplotlib.patches import Patch
-from matplotlib.lines import Line2D
 from matplotlib import colormaps
 
-from .frontend import load_audio, AudioError, SAMPLE_RATE
+from .frontend import load_audio, SAMPLE_RATE
 from .codec import Note, notes_to_midi, write_midi, notes_to_csv, track_name
 from .evaluate import load_notes, score
 from .transcribe import transcribe, load_model, example_path, example_truth_path, Transcription

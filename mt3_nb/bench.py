@@ -12,18 +12,20 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from .checkpoint import atomic_write
+
 import mt3_nb
 from .frontend import load_audio, SAMPLE_RATE
-from .model import MT3
+from .model import MT3, get_device
 from .generate import Beam1, BOS, EOS
-from .transcribe import (Transcription, transcribe, find_audio, resolve_dtype, default_device, load_model,
-                               example_path)
+from .transcribe import (Transcription, transcribe, error_line, find_audio, resolve_dtype,
+                               load_model, example_path)
 from .evaluate import EvaluateError, score, load_notes
 
 # %% auto #0
 __all__ = ['DEFAULT_SECONDS', 'TRUTH_SUFFIXES', 'MAIN_METRICS', 'bench_audio', 'naive_generate', 'naive_transcribe',
-           'peak_rss_mib', 'machine_info', 'bench', 'BenchError', 'bench_subprocess', 'compare', 'format_bench', 'Clip',
-           'find_truth', 'find_clips', 'evaluate_dataset', 'format_dataset']
+           'peak_rss_mib', 'machine_info', 'bench', 'write_json', 'BenchError', 'bench_subprocess', 'compare',
+           'format_bench', 'Clip', 'find_truth', 'find_clips', 'evaluate_dataset', 'format_dataset']
 
 # %% ../nbs/08_bench.ipynb #c006
 DEFAULT_SECONDS = 60.0
@@ -115,7 +117,7 @@ def bench(audio=None, device=None, dtype=None, method: str = 'beam1', batch_size
     finally: torch.set_num_threads(old)
 
 def _bench(audio, device, dtype, method, batch_size, naive, checkpoint, repeat, seconds) -> dict:
-    dev = torch.device(device) if device is not None else default_device()
+    dev = get_device(device)
     dt = resolve_dtype(dtype, dev)
     cuda = dev.type == 'cuda'
     sync = (lambda: torch.cuda.synchronize(dev)) if cuda else (lambda: None)
@@ -156,16 +158,11 @@ def _json_default(o):
     if isinstance(o, Path): return str(o)
     raise TypeError(f'{type(o).__name__} is not JSON serializable')
 
-def _write_json(path, obj):
-    "Write JSON atomically (a temp file in the same folder, renamed into place)."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f: json.dump(obj, f, indent=1, default=_json_default)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+def write_json(path, obj) -> Path:
+    "Write `obj` as JSON to `path` atomically (numpy scalars and paths become plain JSON), creating its folder."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(obj, indent=1, default=_json_default)
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 class BenchError(ValueError):
     "A benchmark that could not run; the message says why (from the benchmark process when it failed there)."
@@ -176,7 +173,7 @@ def _child():
     try: res = bench(**kw)
     except Exception as e:
         res = dict(error=(str(e).strip().splitlines() or [type(e).__name__])[0])
-    _write_json(out, res)
+    write_json(out, res)
 
 def bench_subprocess(timeout: float | None = None, **kw) -> dict:
     "`bench(**kw)` in a fresh Python process (honest peak memory); its result."
@@ -292,6 +289,7 @@ def evaluate_dataset(root, out_dir='mt3_nb_eval', existing: bool = False, model:
         raise EvaluateError(f'{root}: no audio with ground truth beside it (X.notes.csv or X.mid for audio X.*)')
     out_dir = Path(out_dir)
     rows = []
+    if not existing and model is None: model = load_model(checkpoint, device, dtype)   # once; a missing one stops here
     for c in clips:
         est = out_dir / Path(c.name).with_suffix('.mid')
         row = dict(clip=c.name, audio=str(c.audio), truth=str(c.truth), transcription=str(est), seconds=None,
@@ -302,7 +300,6 @@ def evaluate_dataset(root, out_dir='mt3_nb_eval', existing: bool = False, model:
                 if not est.exists(): raise FileNotFoundError(f'{est}: no transcription (run without --existing)')
                 row['seconds'], notes = _audio_seconds(c.audio), est
             else:
-                if model is None: model = load_model(checkpoint, device, dtype)
                 t = transcribe(c.audio, model=model, method=method, batch_size=batch_size, progress=False)
                 est.parent.mkdir(parents=True, exist_ok=True)
                 t.write_midi(est)
@@ -314,8 +311,7 @@ def evaluate_dataset(root, out_dir='mt3_nb_eval', existing: bool = False, model:
                                      start=float(n.start), end=float(n.end), velocity=int(n.velocity))
                                 for n in load_notes(notes)]
         except Exception as e:
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            row['error'] = msg
+            row['error'] = msg = error_line(e)
             if log: log(f'FAILED {c.name}: {msg}')
         else:
             if log: log(f"{c.name}: onset F1 {_fmt(_f1(row['scores'], 'onset'))}, drum F1 "
@@ -326,8 +322,9 @@ def evaluate_dataset(root, out_dir='mt3_nb_eval', existing: bool = False, model:
                mean={k: _mean(_f1(r['scores'], k) for r in rows) for k in MAIN_METRICS},
                machine=machine_info(), timestamp=time.strftime('%Y-%m-%dT%H:%M:%S%z'))
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_text(out_dir / 'results.md', format_dataset(res) + '\n')
-    _write_json(out_dir / 'results.json', res)
+    text = format_dataset(res) + '\n'
+    atomic_write(out_dir / 'results.md', lambda tmp: Path(tmp).write_text(text))
+    write_json(out_dir / 'results.json', res)
     return res
 
 def _mean(xs):
@@ -335,14 +332,6 @@ def _mean(xs):
     return float(np.mean(xs)) if xs else None
 
 def _fmt(x, d=3): return '–' if x is None else f'{x:.{d}f}'
-
-def _write_text(path: Path, text: str):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f: f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
 
 def format_dataset(res: dict) -> str:
     "The Markdown table of `evaluate_dataset`'s result: the main F1s, note counts and RTF per clip, and the mean."

@@ -11,8 +11,8 @@ import numpy as np, msgpack, torch, safetensors, safetensors.torch
 
 # %% auto #0
 __all__ = ['HEAD_DIM', 'CONFIG_KEYS', 'MT3_URL', 'MT3_BYTES', 'CheckpointError', 'read_t5x', 'torch_name', 'to_state_dict',
-           'model_config', 'expected_shapes', 'check_state_dict', 'save_weights', 'load_weights', 'convert',
-           'cache_dir', 'default_checkpoint_dir', 'load_checkpoint', 'read_manifest', 'download']
+           'model_config', 'expected_shapes', 'check_state_dict', 'atomic_write', 'save_weights', 'load_weights',
+           'convert', 'cache_dir', 'default_checkpoint_dir', 'load_checkpoint', 'read_manifest', 'download']
 
 # %% ../nbs/00_checkpoint.ipynb #c005
 class CheckpointError(ValueError):
@@ -157,24 +157,34 @@ def check_state_dict(sd: dict, config: dict, where: str = 'checkpoint'):
         if tuple(sd[k].shape) != s: raise CheckpointError(f'{where}: {k} has shape {list(sd[k].shape)}, expected {list(s)}')
         if sd[k].dtype != torch.float32: raise CheckpointError(f'{where}: {k} has dtype {sd[k].dtype}, expected float32')
 
-# %% ../nbs/00_checkpoint.ipynb #c033
-def _atomic_write(path: Path, write):
-    "Call `write(tmp_path)` then rename the temp file to `path`; the temp file is removed on any failure."
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+# %% ../nbs/00_checkpoint.ipynb #c034
+def atomic_write(path, write, suffix: str = '') -> Path:
+    """Write `path` by calling `write(tmp_path)` on a temporary file in the same folder, then renaming it into place:
+    a failure leaves neither a half-written file nor the temporary one, and an existing `path` untouched.
+    `suffix` ends the temporary name (for writers that look at the extension). The file gets the usual permissions."""
+    path = Path(path)
+    if not path.parent.is_dir(): raise FileNotFoundError(f'{path}: folder does not exist ({path.parent})')
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp' + suffix)
     os.close(fd)
-    try: write(tmp); os.replace(tmp, path)
+    try:
+        write(tmp)
+        umask = os.umask(0); os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)                  # mkstemp makes it private (0600); outputs are ordinary files
+        os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError): os.unlink(tmp)
         raise
+    return path
 
+# %% ../nbs/00_checkpoint.ipynb #c037
 def save_weights(state_dict: dict[str, torch.Tensor], config: dict, path: str | os.PathLike) -> Path:
     "Write `state_dict` and `config` to the safetensors file `path`, atomically."
     path = Path(path)
     check_state_dict(state_dict, config, str(path))
     sd = {k: v.detach().to('cpu', torch.float32).contiguous() for k, v in state_dict.items()}
     meta = {'format': 'mt3_nb', 'config': json.dumps(config)}
-    _atomic_write(path, lambda tmp: safetensors.torch.save_file(sd, tmp, metadata=meta))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: safetensors.torch.save_file(sd, tmp, metadata=meta))
     return path
 
 def load_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
@@ -208,7 +218,7 @@ def convert(t5x_dir: str | os.PathLike, out_path: str | os.PathLike) -> Path:
     sd, config = _from_t5x(t5x_dir)
     return save_weights(sd, config, out_path)
 
-# %% ../nbs/00_checkpoint.ipynb #c042
+# %% ../nbs/00_checkpoint.ipynb #c046
 def cache_dir() -> Path:
     "The mt3_nb cache root: `$MT3_CACHE_DIR`, else the platform's user cache folder."
     if d := os.environ.get('MT3_CACHE_DIR'): return Path(d)
@@ -246,7 +256,7 @@ def load_checkpoint(path: str | os.PathLike | None = None) -> tuple[dict[str, to
     except OSError as e: warnings.warn(f'could not cache the converted checkpoint at {cached}: {e}')
     return sd, config
 
-# %% ../nbs/00_checkpoint.ipynb #c053
+# %% ../nbs/00_checkpoint.ipynb #c057
 MT3_URL = 'https://storage.googleapis.com/mt3/checkpoints/mt3/'
 MT3_BYTES = 171_589_452  # total size of the 295 files: the progress bar's total
 
@@ -269,7 +279,7 @@ def _sha256(fn: Path) -> str:
         while b := f.read(1 << 20): h.update(b)
     return h.hexdigest()
 
-# %% ../nbs/00_checkpoint.ipynb #c057
+# %% ../nbs/00_checkpoint.ipynb #c061
 def _fetch(url: str, part: Path, bar, timeout: float):
     "One GET of `url` into `part`, resuming after the bytes `part` already has (HTTP Range)."
     have = part.stat().st_size if part.exists() else 0

@@ -43,7 +43,7 @@ def _convert(a) -> int:
     return 0
 
 def _evaluate(a) -> int:
-    from mt3_nb.bench import _write_json
+    from mt3_nb.bench import write_json
     if a.dataset is not None:
         if a.est or a.ref:
             print('mt3_nb evaluate: give EST REF, or --dataset DIR, not both', file=sys.stderr); return 2
@@ -52,7 +52,7 @@ def _evaluate(a) -> int:
                                dtype=a.dtype, method=a.method, batch_size=a.batch_size, log=None if a.quiet else print)
         print(format_dataset(res))
         out = Path(res['out_dir'])
-        if a.json: _write_json(a.json, res)
+        if a.json: write_json(a.json, res)
         print(f"wrote {out/'results.md'} and {out/'results.json'}" + (f' and {a.json}' if a.json else ''))
         for p in res['without_truth']: print(f'no ground truth for {p} (skipped)')
         failed = [r for r in res['clips'] if r['error']]
@@ -64,11 +64,11 @@ def _evaluate(a) -> int:
     from mt3_nb.evaluate import evaluate_files, format_table
     res = evaluate_files(a.est, a.ref)
     print(format_table(res))
-    if a.json: _write_json(a.json, res); print(f'wrote {a.json}')
+    if a.json: write_json(a.json, res); print(f'wrote {a.json}')
     return 0
 
 def _bench(a) -> int:
-    from mt3_nb.bench import bench, compare, format_bench, _write_json
+    from mt3_nb.bench import bench, compare, format_bench, write_json
     if a.compare and a.naive:
         print('mt3_nb bench: --compare already runs the naive baseline; drop --naive', file=sys.stderr); return 2
     kw = dict(audio=a.audio, seconds=a.seconds, device=a.device, dtype=a.dtype, method=a.method,
@@ -77,7 +77,7 @@ def _bench(a) -> int:
     else: res = [bench(**kw, naive=a.naive)]
     print(format_bench(res))
     if a.json:
-        _write_json(a.json, res if a.compare else res[0]); print(f'wrote {a.json}')
+        write_json(a.json, res if a.compare else res[0]); print(f'wrote {a.json}')
     return 0
 
 # %% ../nbs/06_cli.ipynb #c006

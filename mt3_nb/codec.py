@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
-import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +14,8 @@ from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 import pretty_midi
+
+from .checkpoint import atomic_write
 
 # %% auto #0
 __all__ = ['PAD_ID', 'EOS_ID', 'UNK_ID', 'DECODED_EOS', 'DECODED_INVALID', 'MT3_CODEC', 'DEFAULT_VELOCITY', 'MIN_NOTE_DURATION',
@@ -174,7 +174,7 @@ _KINDS = dict(shift=_SHIFT, pitch=_PITCH, velocity=_VELOCITY, tie=_TIE, program=
 class NoteDecoder:
     "Streaming tokens → notes: feed segments in time order with `add_segment`, then call `finish` once."
     def __init__(self, codec: Codec = MT3_CODEC):
-        self.codec, cfg = codec, codec.config
+        self.codec = codec
         self._kinds = [_KINDS[e.type] for e in codec.events]
         self._values = [e.value for e in codec.events]
         self.time, self.velocity, self.program = 0.0, DEFAULT_VELOCITY, 0
@@ -355,24 +355,10 @@ def notes_to_midi(notes: Iterable[Note], track_names: bool = True) -> pretty_mid
     if track_names and not used_first: pm.instruments.remove(first)
     return pm
 
-def _atomic_write(path, write_fn, mode='wb'):
-    "Write through a temp file in the same folder, then rename over `path`: never a half-written file."
-    path = Path(path)
-    if not path.parent.is_dir(): raise FileNotFoundError(f'{path}: folder does not exist')
-    tmp = path.parent/f'.{path.name}.{uuid.uuid4().hex[:8]}.tmp'
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with open(fd, mode, **({} if 'b' in mode else dict(newline='', encoding='utf-8'))) as f: write_fn(f)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
 def write_midi(notes: Iterable[Note], path, track_names: bool = True) -> Path:
     "Write notes as a MIDI file, atomically."
     pm = notes_to_midi(notes, track_names)
-    return _atomic_write(path, pm.write)
+    return atomic_write(path, pm.write)
 
 def midi_to_notes(path) -> list[Note]:
     "Read a MIDI file's notes (instrument = the track's index in the file), sorted by time."
@@ -408,13 +394,14 @@ CSV_COLUMNS = ['onset_s', 'offset_s', 'pitch_midi', 'velocity', 'program', 'is_d
 
 def notes_to_csv(notes: Iterable[Note], path) -> Path:
     "Write notes as CSV (the evaluation ground-truth format), atomically."
-    def write(f):
-        w = csv.writer(f, lineterminator='\n')
-        w.writerow(CSV_COLUMNS)
-        for n in notes:
-            w.writerow([repr(float(n.start)), repr(float(n.end)), int(n.pitch), int(n.velocity), int(n.program),
-                        int(bool(n.is_drum)), track_name(n.program, n.is_drum)])
-    return _atomic_write(path, write, 'w')
+    def write(tmp):
+        with open(tmp, 'w', newline='', encoding='utf-8') as f:
+            w = csv.writer(f, lineterminator='\n')
+            w.writerow(CSV_COLUMNS)
+            for n in notes:
+                w.writerow([repr(float(n.start)), repr(float(n.end)), int(n.pitch), int(n.velocity), int(n.program),
+                            int(bool(n.is_drum)), track_name(n.program, n.is_drum)])
+    return atomic_write(path, write)
 
 def notes_from_csv(path) -> list[Note]:
     "Read notes from a CSV with at least onset_s, offset_s, pitch_midi (velocity 100, program 0, not drum by default)."

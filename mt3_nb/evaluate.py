@@ -17,7 +17,7 @@ __all__ = ['ONSET_TOLERANCE', 'PITCH_TOLERANCE', 'OFFSET_RATIO', 'OFFSET_MIN_TOL
            'format_table', 'evaluate_files']
 
 # %% ../nbs/07_evaluate.ipynb #c004
-from .codec import CodecError, MidiError, Note, midi_to_notes, notes_from_csv, note_sequence_to_notes, notes_to_note_sequence, track_name
+from .codec import CodecError, MidiError, Note, midi_to_notes, notes_from_csv, note_sequence_to_notes, track_name
 
 # %% ../nbs/07_evaluate.ipynb #c007
 ONSET_TOLERANCE = 0.05        # s

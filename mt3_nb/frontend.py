@@ -4,15 +4,18 @@
 
 # %% ../nbs/02_frontend.ipynb #c003
 from __future__ import annotations
-import io, os, re, tempfile, warnings, contextlib
+import io, os, re, warnings, contextlib
 from functools import lru_cache
 from pathlib import Path
 import numpy as np, torch, soundfile as sf, soxr, av
+from .checkpoint import atomic_write
+from .model import get_device
 
 # %% auto #0
 __all__ = ['SAMPLE_RATE', 'HOP', 'FFT_SIZE', 'N_MELS', 'MEL_LO', 'MEL_HI', 'SEG_FRAMES', 'SEG_SAMPLES', 'LOG_FLOOR',
-           'LOG_FLOOR_VALUE', 'FRAMES_PER_SECOND', 'AudioError', 'load_audio', 'save_audio', 'mel_matrix',
-           'hann_window', 'num_frames', 'num_segments', 'segment_num_frames', 'segment_start_times', 'log_mel']
+           'LOG_FLOOR_VALUE', 'FRAMES_PER_SECOND', 'AudioError', 'source_name', 'load_audio', 'save_audio',
+           'mel_matrix', 'hann_window', 'num_frames', 'num_segments', 'segment_num_frames', 'segment_start_times',
+           'log_mel']
 
 # %% ../nbs/02_frontend.ipynb #c006
 SAMPLE_RATE = 16000          # Hz, the model's rate
@@ -34,7 +37,8 @@ class AudioError(ValueError):
 
 def _one_line(e) -> str: return ' '.join(str(e).split()) or type(e).__name__
 
-def _describe(source, name=None) -> str:
+def source_name(source, name=None) -> str:
+    "How `source` is named in messages: `name` if given, else the path, `<bytes>` or `<array>`."
     if name is not None: return str(name)
     if isinstance(source, (str, os.PathLike)): return str(source)
     if isinstance(source, (bytes, bytearray, memoryview)): return '<bytes>'
@@ -111,7 +115,7 @@ def load_audio(source, sr: int = SAMPLE_RATE, *, source_sr: int | None = None, n
 
     `source`: a path, the raw bytes of an audio file (`name` labels it in errors), or a sample array (1-D, or 2-D
     with the shorter axis as channels) whose rate is `source_sr`."""
-    name = _describe(source, name)
+    name = source_name(source, name)
     if isinstance(source, (str, os.PathLike)):
         p = Path(source)
         if not p.exists(): raise FileNotFoundError(f'{name}: no such audio file')
@@ -167,22 +171,16 @@ def save_audio(path, audio, sr: int = SAMPLE_RATE, subtype: str | None = None, b
     if not np.isfinite(x).all(): raise AudioError(f'{path}: the audio contains NaN or infinite samples')
     if ext not in _SF_FORMATS and ext not in _AV_FORMATS:
         raise AudioError(f'{path}: unsupported output format {ext!r} (use .wav, .flac, .ogg, .mp3 or .m4a)')
-    if not path.parent.is_dir(): raise FileNotFoundError(f'{path}: the folder {path.parent} does not exist')
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.stem}.', suffix=f'.tmp{ext}'); os.close(fd)
-    try:
-        if ext in _AV_FORMATS: _write_pyav(tmp, x, sr, _AV_FORMATS[ext], bit_rate)
-        else:
-            fmt = _SF_FORMATS[ext]
-            try:
-                st = (subtype or sf.default_subtype(fmt)).upper()
-                if not sf.check_format(fmt, st): raise AudioError(f'{path}: {fmt} cannot hold subtype {st}')
-                data = _quantize(x, _PCM_BITS[st]) if st in _PCM_BITS else x
-                sf.write(tmp, data, sr, subtype=st, format=fmt)
-            except sf.LibsndfileError as e:
-                raise AudioError(f'{path}: cannot write: {_one_line(e.error_string)}') from e
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp): os.unlink(tmp)
+    def write(tmp):
+        if ext in _AV_FORMATS: return _write_pyav(tmp, x, sr, _AV_FORMATS[ext], bit_rate)
+        fmt = _SF_FORMATS[ext]
+        try:
+            st = (subtype or sf.default_subtype(fmt)).upper()
+            if not sf.check_format(fmt, st): raise AudioError(f'{path}: {fmt} cannot hold subtype {st}')
+            sf.write(tmp, _quantize(x, _PCM_BITS[st]) if st in _PCM_BITS else x, sr, subtype=st, format=fmt)
+        except sf.LibsndfileError as e:
+            raise AudioError(f'{path}: cannot write: {_one_line(e.error_string)}') from e
+    atomic_write(path, write, suffix=ext)
     return path
 
 # %% ../nbs/02_frontend.ipynb #c036
@@ -233,9 +231,6 @@ def segment_start_times(n_samples: int) -> np.ndarray:
     return (np.arange(num_segments(n_samples), dtype=np.int64) * SEG_FRAMES) / FRAMES_PER_SECOND
 
 # %% ../nbs/02_frontend.ipynb #c042
-def _device(device=None) -> torch.device:
-    return torch.device(device) if device is not None else torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-
 _CONSTS: dict = {}
 def _consts(device: torch.device):
     key = str(device)
@@ -259,7 +254,7 @@ def log_mel(audio, start: int = 0, stop: int | None = None, device=None) -> torc
     stop = S if stop is None else stop
     if not 0 <= start <= stop <= S: raise ValueError(f'log_mel: segments [{start}, {stop}) outside [0, {S})')
     if getattr(audio, 'ndim', 1) != 1: raise ValueError(f'log_mel: expected 1-D audio, got shape {tuple(audio.shape)}')
-    dev = _device(device); B = stop - start
+    dev = get_device(device); B = stop - start
     if B == 0: return torch.zeros(0, SEG_FRAMES, N_MELS, device=dev)
     chunk = audio[start * SEG_SAMPLES: stop * SEG_SAMPLES]
     x = (chunk if torch.is_tensor(chunk) else torch.from_numpy(np.ascontiguousarray(chunk)))

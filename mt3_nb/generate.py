@@ -4,8 +4,6 @@
 
 # %% ../nbs/04_generate.ipynb #c003
 from __future__ import annotations
-import math
-from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F

@@ -5,7 +5,7 @@
 # %% ../nbs/01_model.ipynb #c003
 from __future__ import annotations
 import math
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -13,7 +13,7 @@ from torch import Tensor
 
 # %% auto #0
 __all__ = ['MT3Config', 'sinusoids', 'RMSNorm', 'MLP', 'Attention', 'KVCache', 'EncoderLayer', 'Encoder', 'DecoderLayer',
-           'Decoder', 'MT3', 'golden_segments']
+           'Decoder', 'get_device', 'MT3', 'golden_segments']
 
 # %% ../nbs/01_model.ipynb #c006
 @dataclass
@@ -215,6 +215,10 @@ class Decoder(nn.Module):
         return self.logits_dense(self.decoder_norm(y))
 
 # %% ../nbs/01_model.ipynb #c019
+def get_device(device=None) -> torch.device:
+    "`device` as a torch device; None means CUDA when there is a GPU, else the CPU."
+    return torch.device(device) if device is not None else torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+
 class MT3(nn.Module):
     "MT3 encoder-decoder. `encode` mel segments, then `forward` (teacher forcing) or `step` with a `KVCache`."
     def __init__(self, cfg: MT3Config | None = None):
@@ -253,8 +257,7 @@ class MT3(nn.Module):
         params = dict(model.named_parameters())
         left = [n for n, p in params.items() if p.is_meta or n not in state]
         if left or len(params) != len(state): raise RuntimeError(f'parameters not loaded from {path}: {left}')
-        if device is None: device = 'cuda' if torch.cuda.is_available() else 'cpu'
-        return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+        return model.to(device=get_device(device), dtype=dtype).eval().requires_grad_(False)
 
 # %% ../nbs/01_model.ipynb #c023
 def golden_segments(g) -> Tensor:

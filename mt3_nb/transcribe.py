@@ -4,30 +4,26 @@
 
 # %% ../nbs/05_transcribe.ipynb #c003
 from __future__ import annotations
-import os, sys, time, importlib.resources
+import time, importlib.resources
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .frontend import load_audio, log_mel, num_segments, segment_start_times, AudioError, SAMPLE_RATE
+from .frontend import load_audio, source_name, log_mel, num_segments, segment_start_times, SAMPLE_RATE
 from .codec import Note, NoteDecoder, floor_start_times, notes_to_midi, write_midi
-from .model import MT3
+from .model import MT3, get_device
 from .generate import generate
 
 # %% auto #0
-__all__ = ['AUDIO_EXTENSIONS', 'default_device', 'resolve_dtype', 'load_model', 'Transcription', 'transcribe', 'find_audio',
-           'BatchReport', 'failure_line', 'transcribe_batch', 'example_path', 'example_truth_path']
+__all__ = ['AUDIO_EXTENSIONS', 'resolve_dtype', 'load_model', 'Transcription', 'transcribe', 'find_audio', 'BatchReport',
+           'failure_line', 'error_line', 'transcribe_batch', 'example_path', 'example_truth_path']
 
 # %% ../nbs/05_transcribe.ipynb #c006
-def default_device() -> torch.device:
-    "CUDA when there is a GPU, else the CPU."
-    return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-
 _DTYPES = {'float32': torch.float32, 'fp32': torch.float32, 'bfloat16': torch.bfloat16, 'bf16': torch.bfloat16,
            'float16': torch.float16, 'fp16': torch.float16}
 
@@ -47,7 +43,7 @@ def _load_model(checkpoint, device: str, dtype: torch.dtype) -> MT3:
 
 def load_model(checkpoint=None, device=None, dtype=None) -> MT3:
     "The MT3 model from `checkpoint` (T5X folder, .safetensors, or the default), cached across calls."
-    device = torch.device(device) if device is not None else default_device()
+    device = get_device(device)
     dtype = resolve_dtype(dtype, device)
     if checkpoint is not None: checkpoint = str(Path(checkpoint).expanduser().resolve())
     return _load_model(checkpoint, str(device), dtype)
@@ -90,11 +86,6 @@ class Transcription:
                 f'{self.invalid_events} invalid / {self.dropped_events} dropped events)')
 
 # %% ../nbs/05_transcribe.ipynb #c010
-def _describe(source) -> str:
-    if isinstance(source, (str, os.PathLike)): return str(source)
-    if isinstance(source, (bytes, bytearray)): return '<bytes>'
-    return '<array>'
-
 def transcribe(source, checkpoint=None, device=None, dtype=None, method: str = 'beam1', batch_size: int = 64,
                progress: bool | None = None, model: MT3 | None = None, sr: int = SAMPLE_RATE, name: str | None = None,
                generate_fn=generate, **decode_kw) -> Transcription:
@@ -105,7 +96,7 @@ def transcribe(source, checkpoint=None, device=None, dtype=None, method: str = '
     (with `temperature`, `top_k`, `top_p`, `seed` in `decode_kw`). `generate_fn(model, mel, method=..., **decode_kw)`
     replaces the decoder (the benchmark's naive baseline uses this)."""
     t0 = time.perf_counter()
-    name = name or _describe(source)
+    name = source_name(source, name)
     is_array = isinstance(source, np.ndarray) or torch.is_tensor(source)
     audio = load_audio(source, source_sr=sr if is_array else None, name=name)
     t_load = time.perf_counter()
@@ -168,7 +159,8 @@ def failure_line(path, reason: str) -> str:
     "`FAILED <path>: <reason>`, without repeating the path when the reason already starts with it."
     return f'FAILED {reason}' if reason.startswith(str(path)) else f'FAILED {path}: {reason}'
 
-def _one_line(e: BaseException) -> str:
+def error_line(e: BaseException) -> str:
+    "One line for a failure: the message of our errors (they name the file), else the exception type and message."
     msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     return msg if isinstance(e, (ValueError, OSError)) else f'{type(e).__name__}: {msg}'
 
@@ -191,8 +183,8 @@ def transcribe_batch(inputs: Sequence, out_dir=None, overwrite: bool = False, ch
             t = transcribe(f, model=model, method=method, progress=progress, **kw)
             t.write_midi(out)
         except Exception as e:  # one bad file must not stop the batch
-            rep.failed.append((f, _one_line(e)))
-            if log: log(failure_line(f, _one_line(e)))
+            rep.failed.append((f, error_line(e)))
+            if log: log(failure_line(f, error_line(e)))
             continue
         rep.written.append((f, out, t))
         if log: log(f'wrote {out} ({len(t.notes)} notes, {len(t.programs)} instruments, {t.duration:.1f} s audio, RTF {t.rtf:.3f})')
