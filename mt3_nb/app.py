@@ -23,6 +23,7 @@ from .frontend import load_audio, SAMPLE_RATE
 from .codec import Note, notes_to_midi, write_midi, notes_to_csv, track_name
 from .evaluate import load_notes, score
 from .transcribe import transcribe, load_model, example_path, example_truth_path, Transcription
+from .utils import error_line
 
 # %% auto #0
 __all__ = ['GPU_DEFAULT_DTYPE', 'CPU_BATCH_SIZE', 'GPU_BATCH_SIZE', 'DECODINGS', 'DECODING_NAMES', 'PRECISIONS',
@@ -30,7 +31,7 @@ __all__ = ['GPU_DEFAULT_DTYPE', 'CPU_BATCH_SIZE', 'GPU_BATCH_SIZE', 'DECODINGS',
            'Settings', 'resolve_settings', 'inst_key', 'inst_name', 'instrument_colors', 'piano_roll', 'figure_png',
            'find_soundfont', 'has_fluidsynth', 'synth_method', 'synthesize', 'normalize', 'mix', 'player',
            'instrument_summary', 'instrument_table', 'default_out_dir', 'safe_stem', 'save_outputs', 'download_link',
-           'friendly_error', 'reference_for', 'TranscriptionApp']
+           'reference_for', 'TranscriptionApp']
 
 # %% ../nbs/09_app.ipynb #c006
 GPU_DEFAULT_DTYPE = 'float32'   # the GPU's default precision; 'bfloat16' once the parity tests allow it
@@ -311,11 +312,6 @@ def download_link(path, label: str | None = None) -> str:
 # %% ../nbs/09_app.ipynb #c030
 ACCEPT = '.wav,.flac,.ogg,.oga,.mp3,.m4a,.aac,.mp4,.opus,.aif,.aiff,.wma,.webm,audio/*'
 
-def friendly_error(e: BaseException) -> str:
-    "One line for the user: the message of expected errors, the type too for unexpected ones."
-    msg = ' '.join(str(e).split()) or type(e).__name__
-    return msg if isinstance(e, (ValueError, OSError)) else f'{type(e).__name__}: {msg}'
-
 def reference_for(source, name: str | None = None, reference=None) -> list[Note] | None:
     "True notes for a clip: `reference` if given, the example's truth, or a `<stem>.notes.csv` beside a path."
     if reference: return load_notes(Path(str(reference)).expanduser())
@@ -416,7 +412,7 @@ class TranscriptionApp:
         self.button.disabled = True
         try: return self._run()
         except Exception as e:
-            self.say(friendly_error(e), error=True); return None
+            self.say(error_line(e), error=True); return None
         finally: self.button.disabled = False
 
     def _run(self) -> Transcription:
@@ -434,7 +430,7 @@ class TranscriptionApp:
             t = transcribe(audio, model=model, sr=SAMPLE_RATE, name=name, progress=True, **kw)
         ref, ref_msg = None, ''
         try: ref = reference_for(src, name, self.reference_path.value.strip() or None)
-        except Exception as e: ref_msg = f' (reference not used: {friendly_error(e)})'
+        except Exception as e: ref_msg = f' (reference not used: {error_line(e)})'
         self.show(t, audio, ref, stem=name)
         speed = f'{1 / t.rtf:.1f}× faster than real time' if t.rtf < 1 else f'{t.rtf:.1f}× slower than real time'
         msg = (f'{len(t.notes)} notes, {len(t.programs)} instruments: {t.duration:.1f} s of audio in '

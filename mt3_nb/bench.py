@@ -12,20 +12,19 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .checkpoint import atomic_write
-
 import mt3_nb
 from .frontend import load_audio, SAMPLE_RATE
-from .model import MT3, get_device
-from .generate import Beam1, BOS, EOS
-from .transcribe import (Transcription, transcribe, error_line, find_audio, resolve_dtype,
+from .utils import atomic_write, get_device, error_line, write_json
+from .model import MT3
+from .generate import Beam1, BOS, EOS, DecodeOptions, DEFAULT_BATCH_SIZE, METHODS
+from .transcribe import (Transcription, transcribe, find_audio, resolve_dtype,
                                load_model, example_path)
 from .evaluate import EvaluateError, score, load_notes
 
 # %% auto #0
 __all__ = ['DEFAULT_SECONDS', 'TRUTH_SUFFIXES', 'MAIN_METRICS', 'bench_audio', 'naive_generate', 'naive_transcribe',
-           'peak_rss_mib', 'machine_info', 'bench', 'write_json', 'BenchError', 'bench_subprocess', 'compare',
-           'format_bench', 'Clip', 'find_truth', 'find_clips', 'evaluate_dataset', 'format_dataset']
+           'peak_rss_mib', 'machine_info', 'bench', 'BenchError', 'bench_subprocess', 'compare', 'format_bench', 'Clip',
+           'find_truth', 'find_clips', 'evaluate_dataset', 'format_dataset']
 
 # %% ../nbs/08_bench.ipynb #c006
 DEFAULT_SECONDS = 60.0
@@ -62,8 +61,8 @@ def naive_generate(model: MT3, mel: torch.Tensor, max_tokens: int = 1024) -> lis
 
 def naive_transcribe(source, model: MT3, name: str | None = None, max_tokens: int = 1024) -> Transcription:
     "`transcribe` with `naive_generate`: batch 1, no KV cache (the benchmark baseline)."
-    return transcribe(source, model=model, name=name, batch_size=1, progress=False,
-                      generate_fn=lambda m, mel, **_: naive_generate(m, mel, max_tokens))
+    return transcribe(source, DecodeOptions(batch_size=1, max_tokens=max_tokens), model=model, name=name, progress=False,
+                      generate_fn=lambda m, mel, opts, first: naive_generate(m, mel, opts.max_tokens))
 
 # %% ../nbs/08_bench.ipynb #c013
 def peak_rss_mib() -> float | None:
@@ -102,14 +101,14 @@ def _tokens_sha1(tokens: Sequence[np.ndarray]) -> str:
     for t in tokens: h.update(np.asarray(t, dtype='<i4').tobytes()); h.update(b'|')
     return h.hexdigest()
 
-def bench(audio=None, device=None, dtype=None, method: str = 'beam1', batch_size: int = 64, naive: bool = False,
+def bench(audio=None, device=None, dtype=None, method: str = 'beam1', batch_size: int = DEFAULT_BATCH_SIZE, naive: bool = False,
           checkpoint=None, repeat: int = 1, seconds: float | None = None, threads: int | None = None) -> dict:
     """Time one transcription configuration; a JSON-ready dict. `audio`: a path (default: the bundled example
     tiled to 60 s), cut or tiled to `seconds` when given. `naive`: batch 1 without KV cache (beam1 only).
     `threads`: torch CPU threads for the run (default: torch's choice, one per core)."""
     if naive and method != 'beam1': raise ValueError(f'the naive baseline decodes with beam1, not {method!r}')
     if repeat < 1: raise ValueError(f'repeat must be >= 1, got {repeat}')
-    if batch_size < 1: raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+    DecodeOptions(method=method, batch_size=batch_size)                # checks them before any work
     if threads is not None and threads < 1: raise ValueError(f'threads must be >= 1, got {threads}')
     old = torch.get_num_threads()
     if threads is not None: torch.set_num_threads(threads)
@@ -133,7 +132,7 @@ def _bench(audio, device, dtype, method, batch_size, naive, checkpoint, repeat, 
     for _ in range(repeat):
         w0, c0 = time.perf_counter(), time.process_time()
         if naive: t = naive_transcribe(x, model, name=label)
-        else: t = transcribe(x, model=model, method=method, batch_size=batch_size, progress=False, name=label)
+        else: t = transcribe(x, DecodeOptions(method=method, batch_size=batch_size), model=model, progress=False, name=label)
         sync()
         runs.append(dict(wall_s=time.perf_counter() - w0, cpu_s=time.process_time() - c0))
     best = min(runs, key=lambda r: r['wall_s'])
@@ -153,17 +152,6 @@ def _bench(audio, device, dtype, method, batch_size, naive, checkpoint, repeat, 
         machine=machine_info(), timestamp=time.strftime('%Y-%m-%dT%H:%M:%S%z'))
 
 # %% ../nbs/08_bench.ipynb #c022
-def _json_default(o):
-    if isinstance(o, np.generic): return o.item()      # numpy scalars (e.g. programs read from a MIDI file)
-    if isinstance(o, Path): return str(o)
-    raise TypeError(f'{type(o).__name__} is not JSON serializable')
-
-def write_json(path, obj) -> Path:
-    "Write `obj` as JSON to `path` atomically (numpy scalars and paths become plain JSON), creating its folder."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(obj, indent=1, default=_json_default)
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
-
 class BenchError(ValueError):
     "A benchmark that could not run; the message says why (from the benchmark process when it failed there)."
 
@@ -172,7 +160,7 @@ def _child():
     kw, out = json.loads(sys.argv[1]), sys.argv[2]
     try: res = bench(**kw)
     except Exception as e:
-        res = dict(error=(str(e).strip().splitlines() or [type(e).__name__])[0])
+        res = dict(error=error_line(e))
     write_json(out, res)
 
 def bench_subprocess(timeout: float | None = None, **kw) -> dict:
@@ -279,11 +267,12 @@ def _audio_seconds(path: Path) -> float | None:
     except Exception: return None
 
 def evaluate_dataset(root, out_dir='mt3_nb_eval', existing: bool = False, model: MT3 | None = None, checkpoint=None,
-                     device=None, dtype=None, method: str = 'beam1', batch_size: int = 64, keep_notes: bool = False,
+                     device=None, dtype=None, method: str = 'beam1', batch_size: int = DEFAULT_BATCH_SIZE, keep_notes: bool = False,
                      log: Callable | None = print) -> dict:
     """Transcribe (or, with `existing`, read from `out_dir`) and score every clip with ground truth under `root`;
     writes `<clip>.mid`, `results.md` and `results.json` to `out_dir` and returns the results. `keep_notes`: also
     keep each clip's transcribed notes (exact times, before MIDI's tick rounding) in the results, as `notes`."""
+    opts = DecodeOptions(method=method, batch_size=batch_size)
     clips, lonely = find_clips(root)
     if not clips:
         raise EvaluateError(f'{root}: no audio with ground truth beside it (X.notes.csv or X.mid for audio X.*)')
@@ -300,7 +289,7 @@ def evaluate_dataset(root, out_dir='mt3_nb_eval', existing: bool = False, model:
                 if not est.exists(): raise FileNotFoundError(f'{est}: no transcription (run without --existing)')
                 row['seconds'], notes = _audio_seconds(c.audio), est
             else:
-                t = transcribe(c.audio, model=model, method=method, batch_size=batch_size, progress=False)
+                t = transcribe(c.audio, opts, model=model, progress=False)
                 est.parent.mkdir(parents=True, exist_ok=True)
                 t.write_midi(est)
                 row.update(seconds=t.duration, rtf=t.rtf, invalid_events=t.invalid_events)

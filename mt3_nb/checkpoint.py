@@ -4,15 +4,16 @@
 
 # %% ../nbs/00_checkpoint.ipynb #c003
 from __future__ import annotations
-import contextlib, gzip, hashlib, http.client, json, os, re, tempfile, urllib.error, urllib.parse, urllib.request, zlib, warnings
+import gzip, hashlib, http.client, json, os, re, urllib.error, urllib.parse, urllib.request, zlib, warnings
 from importlib.resources import files
 from pathlib import Path
 import numpy as np, msgpack, torch, safetensors, safetensors.torch
+from .utils import atomic_write
 
 # %% auto #0
 __all__ = ['HEAD_DIM', 'CONFIG_KEYS', 'MT3_URL', 'MT3_BYTES', 'CheckpointError', 'read_t5x', 'torch_name', 'to_state_dict',
-           'model_config', 'expected_shapes', 'check_state_dict', 'atomic_write', 'save_weights', 'load_weights',
-           'convert', 'cache_dir', 'default_checkpoint_dir', 'load_checkpoint', 'read_manifest', 'download']
+           'model_config', 'expected_shapes', 'check_state_dict', 'save_weights', 'load_weights', 'convert',
+           'cache_dir', 'default_checkpoint_dir', 'load_checkpoint', 'read_manifest', 'download']
 
 # %% ../nbs/00_checkpoint.ipynb #c005
 class CheckpointError(ValueError):
@@ -156,25 +157,6 @@ def check_state_dict(sd: dict, config: dict, where: str = 'checkpoint'):
     for k, s in want.items():
         if tuple(sd[k].shape) != s: raise CheckpointError(f'{where}: {k} has shape {list(sd[k].shape)}, expected {list(s)}')
         if sd[k].dtype != torch.float32: raise CheckpointError(f'{where}: {k} has dtype {sd[k].dtype}, expected float32')
-
-# %% ../nbs/00_checkpoint.ipynb #c034
-def atomic_write(path, write, suffix: str = '') -> Path:
-    """Write `path` by calling `write(tmp_path)` on a temporary file in the same folder, then renaming it into place:
-    a failure leaves neither a half-written file nor the temporary one, and an existing `path` untouched.
-    `suffix` ends the temporary name (for writers that look at the extension). The file gets the usual permissions."""
-    path = Path(path)
-    if not path.parent.is_dir(): raise FileNotFoundError(f'{path}: folder does not exist ({path.parent})')
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp' + suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0); os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)                  # mkstemp makes it private (0600); outputs are ordinary files
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError): os.unlink(tmp)
-        raise
-    return path
 
 # %% ../nbs/00_checkpoint.ipynb #c037
 def save_weights(state_dict: dict[str, torch.Tensor], config: dict, path: str | os.PathLike) -> Path:

@@ -11,6 +11,12 @@ from pathlib import Path
 __all__ = ['parser', 'main']
 
 # %% ../nbs/06_cli.ipynb #c005
+def _decode_options(a):
+    "The `DecodeOptions` of the command line: the sampling options only when given."
+    from mt3_nb.generate import DecodeOptions
+    given = {k: getattr(a, k) for k in ('temperature', 'top_k', 'top_p', 'seed') if getattr(a, k, None) is not None}
+    return DecodeOptions(method=a.method, batch_size=a.batch_size, **given)
+
 def _transcribe(a) -> int:
     from mt3_nb.transcribe import transcribe_batch, example_path, failure_line
     inputs = list(a.inputs) + ([example_path()] if a.example else [])
@@ -18,12 +24,12 @@ def _transcribe(a) -> int:
         print('mt3_nb transcribe: give audio files or folders, or --example', file=sys.stderr); return 2
     out_dir = a.output
     if a.example and out_dir is None and not a.inputs: out_dir = '.'   # the package folder may be read-only
-    kw = {} if a.method != 'sample' else dict(temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, seed=a.seed)
+    opts = _decode_options(a)
     def log(line):  # progress lines to stdout, failures to stderr as they happen
         print(line, file=sys.stderr if line.startswith('FAILED') else sys.stdout)
     rep = transcribe_batch(inputs, out_dir=out_dir, overwrite=a.overwrite, checkpoint=a.checkpoint, device=a.device,
-                           dtype=a.dtype, method=a.method, batch_size=a.batch_size, progress=not a.quiet,
-                           log=None if a.quiet else log, **kw)
+                           dtype=a.dtype, opts=opts, progress=not a.quiet,
+                           log=None if a.quiet else log)
     for i, o in rep.skipped: print(f'skipped {i}: {o} exists (use --overwrite)')
     print(rep.summary().splitlines()[0])
     if a.quiet:
@@ -43,7 +49,7 @@ def _convert(a) -> int:
     return 0
 
 def _evaluate(a) -> int:
-    from mt3_nb.bench import write_json
+    from mt3_nb.utils import write_json
     if a.dataset is not None:
         if a.est or a.ref:
             print('mt3_nb evaluate: give EST REF, or --dataset DIR, not both', file=sys.stderr); return 2
@@ -68,7 +74,8 @@ def _evaluate(a) -> int:
     return 0
 
 def _bench(a) -> int:
-    from mt3_nb.bench import bench, compare, format_bench, write_json
+    from mt3_nb.bench import bench, compare, format_bench
+    from mt3_nb.utils import write_json
     if a.compare and a.naive:
         print('mt3_nb bench: --compare already runs the naive baseline; drop --naive', file=sys.stderr); return 2
     kw = dict(audio=a.audio, seconds=a.seconds, device=a.device, dtype=a.dtype, method=a.method,
@@ -83,6 +90,7 @@ def _bench(a) -> int:
 # %% ../nbs/06_cli.ipynb #c006
 def parser() -> argparse.ArgumentParser:
     "The `mt3_nb` command line."
+    from mt3_nb.generate import METHODS, DEFAULT_BATCH_SIZE
     p = argparse.ArgumentParser(prog='mt3_nb', description='MT3 multi-instrument music transcription (PyTorch port).')
     sub = p.add_subparsers(dest='command', required=True)
     t = sub.add_parser('transcribe', help='audio files or folders -> .mid files')
@@ -93,13 +101,13 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument('--checkpoint', help='T5X folder or .safetensors (default: $MT3_CHECKPOINT or the downloaded copy)')
     t.add_argument('--device', help='cpu, cuda, cuda:1, ... (default: cuda when present)')
     t.add_argument('--dtype', choices=['float32', 'bfloat16', 'float16'], help='GPU only for half precision')
-    t.add_argument('--method', choices=['beam1', 'greedy', 'sample'], default='beam1',
+    t.add_argument('--method', choices=METHODS, default='beam1',
                    help="decoding: the original's beam-1 search (default), greedy, or sampling")
-    t.add_argument('--temperature', type=float, default=1.0)
+    t.add_argument('--temperature', type=float)
     t.add_argument('--top-k', type=int)
     t.add_argument('--top-p', type=float)
     t.add_argument('--seed', type=int)
-    t.add_argument('--batch-size', type=int, default=64, help='segments per model batch')
+    t.add_argument('--batch-size', type=int, default=DEFAULT_BATCH_SIZE, help='segments per model batch')
     t.add_argument('-q', '--quiet', action='store_true')
     t.set_defaults(fn=_transcribe)
     d = sub.add_parser('download', help='fetch the original MT3 checkpoint from the public bucket')
@@ -114,8 +122,8 @@ def parser() -> argparse.ArgumentParser:
         q.add_argument('--checkpoint', help='T5X folder or .safetensors (default: $MT3_CHECKPOINT or the downloaded copy)')
         q.add_argument('--device', help='cpu, cuda, cuda:1, ... (default: cuda when present)')
         q.add_argument('--dtype', choices=['float32', 'bfloat16', 'float16'], help='GPU only for half precision')
-        q.add_argument('--method', choices=['beam1', 'greedy', 'sample'], default='beam1', help='decoding method')
-        q.add_argument('--batch-size', type=int, default=64, help='segments per model batch')
+        q.add_argument('--method', choices=METHODS, default='beam1', help='decoding method')
+        q.add_argument('--batch-size', type=int, default=DEFAULT_BATCH_SIZE, help='segments per model batch')
     e = sub.add_parser('evaluate', help='score a transcription against a reference, or a whole folder of clips',
                        description='EST REF: score one transcription (MIDI, notes CSV or JSON) against a reference. '
                        '--dataset DIR: every audio file under DIR with ground truth beside it (X.notes.csv or X.mid '

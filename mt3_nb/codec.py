@@ -15,7 +15,7 @@ from typing import Iterable, NamedTuple, Sequence
 import numpy as np
 import pretty_midi
 
-from .checkpoint import atomic_write
+from .utils import atomic_write
 
 # %% auto #0
 __all__ = ['PAD_ID', 'EOS_ID', 'UNK_ID', 'DECODED_EOS', 'DECODED_INVALID', 'MT3_CODEC', 'DEFAULT_VELOCITY', 'MIN_NOTE_DURATION',

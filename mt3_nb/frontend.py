@@ -8,8 +8,7 @@ import io, os, re, warnings, contextlib
 from functools import lru_cache
 from pathlib import Path
 import numpy as np, torch, soundfile as sf, soxr, av
-from .checkpoint import atomic_write
-from .model import get_device
+from .utils import atomic_write, get_device
 
 # %% auto #0
 __all__ = ['SAMPLE_RATE', 'HOP', 'FFT_SIZE', 'N_MELS', 'MEL_LO', 'MEL_HI', 'SEG_FRAMES', 'SEG_SAMPLES', 'LOG_FLOOR',

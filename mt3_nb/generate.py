@@ -4,6 +4,8 @@
 
 # %% ../nbs/04_generate.ipynb #c003
 from __future__ import annotations
+from dataclasses import dataclass
+from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -11,7 +13,8 @@ from torch import Tensor
 from .model import MT3, KVCache
 
 # %% auto #0
-__all__ = ['EOS', 'BOS', 'NEG_INF', 'METHODS', 'brevity_penalty', 'Beam1', 'Greedy', 'Sample', 'decode', 'generate']
+__all__ = ['EOS', 'BOS', 'NEG_INF', 'METHODS', 'DEFAULT_BATCH_SIZE', 'brevity_penalty', 'Beam1', 'Greedy', 'Sample', 'decode',
+           'DecodeOptions', 'generate']
 
 # %% ../nbs/04_generate.ipynb #c006
 EOS, BOS = 1, 0
@@ -75,17 +78,18 @@ class Greedy:
     def result(self) -> tuple[Tensor, Tensor]: return self.fin_len, self.lp
 
 class Sample(Greedy):
-    "Sampling with temperature, top-k and top-p (nucleus) filtering, from a seeded `torch.Generator`."
+    "Sampling with temperature, top-k and top-p (nucleus) filtering; row i draws from a generator seeded `seeds[i]`."
     def __init__(self, n: int, device, temperature: float = 1.0, top_k: int | None = None,
-                 top_p: float | None = None, seed: int | None = None):
+                 top_p: float | None = None, seeds: Sequence[int | None] | None = None):
         super().__init__(n, device)
-        if not temperature > 0: raise ValueError(f'temperature must be > 0, got {temperature} (use method="greedy")')
-        if top_k is not None and top_k < 1: raise ValueError(f'top_k must be >= 1, got {top_k}')
-        if top_p is not None and not 0 < top_p <= 1: raise ValueError(f'top_p must be in (0, 1], got {top_p}')
         self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
-        self.gen = torch.Generator(device)
-        if seed is None: self.gen.seed()
-        else: self.gen.manual_seed(seed)
+        self.gens = [torch.Generator(device) for _ in range(n)]
+        for g, s in zip(self.gens, seeds if seeds is not None else [None] * n):
+            if s is None: g.seed()
+            else: g.manual_seed(s)
+
+    def keep(self, rows: Tensor):
+        super().keep(rows); self.gens = [self.gens[i] for i in rows.tolist()]
 
     def choose(self, logits: Tensor) -> Tensor:
         logits = logits / self.temperature
@@ -96,7 +100,8 @@ class Sample(Greedy):
             srt, order = logits.sort(dim=-1, descending=True)
             before = srt.softmax(-1).cumsum(-1) - srt.softmax(-1)     # probability mass above each id
             logits = logits.scatter(1, order, srt.masked_fill(before >= self.top_p, -torch.inf))
-        return torch.multinomial(logits.softmax(-1), 1, generator=self.gen)[:, 0]
+        probs = logits.softmax(-1)
+        return torch.cat([torch.multinomial(p, 1, generator=g) for p, g in zip(probs, self.gens)])
 
 # %% ../nbs/04_generate.ipynb #c010
 @torch.inference_mode()
@@ -127,19 +132,50 @@ def decode(model: MT3, encoded: Tensor, search, max_tokens: int = 1024) -> tuple
     return toks, scores.numpy()
 
 # %% ../nbs/04_generate.ipynb #c012
-METHODS = ('beam1', 'greedy', 'sample')
+METHODS = ('beam1', 'greedy', 'sample')   # T5X beam search with one beam (the original), argmax, sampling
+DEFAULT_BATCH_SIZE = 64                    # segments encoded and decoded together
 
+@dataclass(frozen=True)
+class DecodeOptions:
+    "How to decode segments: made once and passed whole to `generate` (through `transcribe`)."
+    method: str = 'beam1'                  # one of `METHODS`
+    max_tokens: int = 1024                 # tokens per segment at most (the original's 1024)
+    batch_size: int = DEFAULT_BATCH_SIZE   # segments encoded and decoded together (bounds memory)
+    temperature: float = 1.0               # sampling: softmax temperature, > 0
+    top_k: int | None = None               # sampling: draw from the k most likely ids only
+    top_p: float | None = None             # sampling: draw from the smallest set of ids whose probability reaches top_p
+    seed: int | None = None                # sampling: segment k of a file draws from seed + k (None: unseeded)
+
+    def __post_init__(self):
+        def bad(msg): raise ValueError(f'decoding options: {msg}')
+        is_int = lambda v: isinstance(v, int) and not isinstance(v, bool)
+        if self.method not in METHODS: bad(f'unknown decoding method {self.method!r}; use one of {", ".join(METHODS)}')
+        if not is_int(self.max_tokens) or self.max_tokens < 1: bad(f'max_tokens must be an integer >= 1, got {self.max_tokens!r}')
+        if not is_int(self.batch_size) or self.batch_size < 1: bad(f'batch_size must be an integer >= 1, got {self.batch_size!r}')
+        if not (isinstance(self.temperature, (int, float)) and self.temperature > 0):
+            bad(f'temperature must be > 0, got {self.temperature!r} (for the most likely ids use method "greedy")')
+        if self.top_k is not None and (not is_int(self.top_k) or self.top_k < 1): bad(f'top_k must be an integer >= 1, got {self.top_k!r}')
+        if self.top_p is not None and not (isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1):
+            bad(f'top_p must be in (0, 1], got {self.top_p!r}')
+        if self.seed is not None and not is_int(self.seed): bad(f'seed must be an integer, got {self.seed!r}')
+        if self.method != 'sample':
+            given = [k for k, d in (('temperature', 1.0), ('top_k', None), ('top_p', None), ('seed', None)) if getattr(self, k) != d]
+            if given: bad(f'{", ".join(given)} only apply to method "sample", not {self.method!r}')
+
+# %% ../nbs/04_generate.ipynb #g003
 @torch.inference_mode()
-def generate(model: MT3, mel: Tensor | None = None, method: str = 'beam1', max_tokens: int = 1024,
-             temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-             batch_size: int | None = None, return_scores: bool = False, encoded: Tensor | None = None):
-    """Token ids per segment for log-mel segments `mel` [B, 256, 512] (or their `encoded` [B, 256, d]).
-    Each is an int32 array of raw vocabulary ids, ending with EOS (1) when there is one. `method` is 'beam1' (T5X
-    beam search with one beam, what MT3 runs), 'greedy' or 'sample'. With `return_scores`, also returns float32
-    scores: the beam-1 score (length-normalised log-probability) or the summed log-probability of the tokens.
-    `batch_size` segments (default 64) decode together; sampling seeds chunk k with `seed + k*batch_size`."""
-    if method not in METHODS: raise ValueError(f'unknown decoding method {method!r}; use one of {METHODS}')
-    if not 1 <= max_tokens <= model.cfg.max_len - 1: raise ValueError(f'max_tokens must be in [1, {model.cfg.max_len - 1}], got {max_tokens}')
+def generate(model: MT3, # the model, on the device to decode on
+             mel: Tensor | None = None, # log-mel segments [B, 256, 512]
+             opts: DecodeOptions = DecodeOptions(), # how to decode
+             first: int = 0, # index in its file of the first segment (sampling seeds segment k with seed + k)
+             return_scores: bool = False, # also return float32 scores, one per segment
+             encoded: Tensor | None = None, # instead of `mel`: their encoder output [B, 256, d]
+            ):
+    """Token ids per segment: int32 arrays of raw vocabulary ids, ending with EOS (1) when there is one. The score is
+    the beam-1 score (length-normalised log-probability) or the summed log-probability of the tokens."""
+    if not isinstance(opts, DecodeOptions): raise TypeError(f'opts must be a DecodeOptions, got {type(opts).__name__}')
+    if opts.max_tokens > model.cfg.max_len - 1:
+        raise ValueError(f'max_tokens must be in [1, {model.cfg.max_len - 1}], got {opts.max_tokens}')
     src = mel if encoded is None else encoded
     if src is None: raise ValueError('generate needs `mel` or `encoded`')
     if isinstance(src, np.ndarray): src = torch.from_numpy(src)
@@ -147,20 +183,17 @@ def generate(model: MT3, mel: Tensor | None = None, method: str = 'beam1', max_t
     want = model.cfg.n_mels if encoded is None else model.cfg.d_model
     if src.ndim != 3 or src.shape[-1] != want:
         raise ValueError(f'expected {"mel" if encoded is None else "encoded"} of shape [B, frames, {want}], got {tuple(src.shape)}')
-    dev, B = model.device, src.shape[0]
-    bs = 64 if batch_size is None else batch_size                       # bounds memory: ~10 MB of cache per segment
-    if bs < 1: raise ValueError(f'batch_size must be >= 1, got {batch_size}')
-    def search(n: int, i: int):                                         # rows i..i+n-1
-        if method == 'beam1': return Beam1(n, dev, max_tokens)
-        if method == 'greedy': return Greedy(n, dev)
-        return Sample(n, dev, temperature, top_k, top_p, None if seed is None else seed + i)
-    if method == 'sample': search(1, 0)                                  # check the sampling options up front
+    dev, B, bs = model.device, src.shape[0], opts.batch_size
+    def search(n: int, i: int):                                         # rows i..i+n-1: segments first+i.. of the file
+        if opts.method == 'beam1': return Beam1(n, dev, opts.max_tokens)
+        if opts.method == 'greedy': return Greedy(n, dev)
+        seeds = None if opts.seed is None else [opts.seed + first + i + r for r in range(n)]
+        return Sample(n, dev, opts.temperature, opts.top_k, opts.top_p, seeds)
     tokens, scores = [], []
     for i in range(0, B, bs):
         x = src[i:i + bs].to(dev)
-        enc = (torch.cat([model.encode(x[j:j + 16]) for j in range(0, len(x), 16)]) if encoded is None
-               else x.to(model.encoder.positions.dtype))
-        t, s = decode(model, enc, search(len(x), i), max_tokens)
+        enc = model.encode(x) if encoded is None else x.to(model.encoder.positions.dtype)
+        t, s = decode(model, enc, search(len(x), i), opts.max_tokens)
         tokens += t; scores.append(s)
     scores = np.concatenate(scores) if scores else np.zeros(0, np.float32)
     return (tokens, scores) if return_scores else tokens

@@ -10,10 +10,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
+from .utils import get_device
 
 # %% auto #0
 __all__ = ['MT3Config', 'sinusoids', 'RMSNorm', 'MLP', 'Attention', 'KVCache', 'EncoderLayer', 'Encoder', 'DecoderLayer',
-           'Decoder', 'get_device', 'MT3', 'golden_segments']
+           'Decoder', 'MT3']
 
 # %% ../nbs/01_model.ipynb #c006
 @dataclass
@@ -215,10 +216,6 @@ class Decoder(nn.Module):
         return self.logits_dense(self.decoder_norm(y))
 
 # %% ../nbs/01_model.ipynb #c019
-def get_device(device=None) -> torch.device:
-    "`device` as a torch device; None means CUDA when there is a GPU, else the CPU."
-    return torch.device(device) if device is not None else torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-
 class MT3(nn.Module):
     "MT3 encoder-decoder. `encode` mel segments, then `forward` (teacher forcing) or `step` with a `KVCache`."
     def __init__(self, cfg: MT3Config | None = None):
@@ -258,11 +255,3 @@ class MT3(nn.Module):
         left = [n for n, p in params.items() if p.is_meta or n not in state]
         if left or len(params) != len(state): raise RuntimeError(f'parameters not loaded from {path}: {left}')
         return model.to(device=get_device(device), dtype=dtype).eval().requires_grad_(False)
-
-# %% ../nbs/01_model.ipynb #c023
-def golden_segments(g) -> Tensor:
-    "The encoder inputs [S, 256, 512] of a golden npz: each segment of `logmel_concat` zero-padded to 256 rows."
-    mel, nf = torch.from_numpy(g['logmel_concat']), g['segment_num_frames']
-    out = torch.zeros(len(nf), 256, mel.shape[1])
-    for s, n in enumerate(nf): out[s, :n] = mel[256 * s: 256 * s + n]
-    return out

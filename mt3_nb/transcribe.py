@@ -5,7 +5,7 @@
 # %% ../nbs/05_transcribe.ipynb #c003
 from __future__ import annotations
 import time, importlib.resources
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
@@ -16,12 +16,13 @@ from tqdm.auto import tqdm
 
 from .frontend import load_audio, source_name, log_mel, num_segments, segment_start_times, SAMPLE_RATE
 from .codec import Note, NoteDecoder, floor_start_times, notes_to_midi, write_midi
-from .model import MT3, get_device
-from .generate import generate
+from .model import MT3
+from .generate import DecodeOptions, generate
+from .utils import get_device, error_line
 
 # %% auto #0
 __all__ = ['AUDIO_EXTENSIONS', 'resolve_dtype', 'load_model', 'Transcription', 'transcribe', 'find_audio', 'BatchReport',
-           'failure_line', 'error_line', 'transcribe_batch', 'example_path', 'example_truth_path']
+           'failure_line', 'transcribe_batch', 'example_path', 'example_truth_path']
 
 # %% ../nbs/05_transcribe.ipynb #c006
 _DTYPES = {'float32': torch.float32, 'fp32': torch.float32, 'bfloat16': torch.bfloat16, 'bf16': torch.bfloat16,
@@ -86,15 +87,20 @@ class Transcription:
                 f'{self.invalid_events} invalid / {self.dropped_events} dropped events)')
 
 # %% ../nbs/05_transcribe.ipynb #c010
-def transcribe(source, checkpoint=None, device=None, dtype=None, method: str = 'beam1', batch_size: int = 64,
-               progress: bool | None = None, model: MT3 | None = None, sr: int = SAMPLE_RATE, name: str | None = None,
-               generate_fn=generate, **decode_kw) -> Transcription:
-    """Transcribe `source` to notes: a path, the bytes of an audio file (`name` labels it), or a sample array
-    at `sr` Hz (mono, or channels along the shorter axis).
-
-    method: 'beam1' (the original's T5X beam search with one beam), 'greedy' or 'sample'
-    (with `temperature`, `top_k`, `top_p`, `seed` in `decode_kw`). `generate_fn(model, mel, method=..., **decode_kw)`
-    replaces the decoder (the benchmark's naive baseline uses this)."""
+def transcribe(source, # a path, the bytes of an audio file, or a sample array at `sr` Hz
+               opts: DecodeOptions | None = None, # how to decode (default: the original's beam-1, 64 segments a batch)
+               checkpoint=None, # T5X folder or .safetensors for `load_model` (default: $MT3_CHECKPOINT or the download)
+               device=None, # where to run (default: CUDA when present)
+               dtype=None, # float32 (default), or bfloat16/float16 on a GPU
+               progress: bool | None = None, # show a progress bar (default: on long audio)
+               model: MT3 | None = None, # a loaded model, instead of checkpoint/device/dtype
+               sr: int = SAMPLE_RATE, # the rate of an array `source` (mono, or channels along the shorter axis)
+               name: str | None = None, # how `source` is named in messages
+               generate_fn=generate, # `generate_fn(model, mel, opts, first=i)` replaces the decoder (the naive baseline)
+               **decode_kw, # fields of `DecodeOptions`, replacing those of `opts`
+              ) -> Transcription:
+    "Transcribe `source` to notes with MT3."
+    opts = DecodeOptions(**decode_kw) if opts is None else replace(opts, **decode_kw)
     t0 = time.perf_counter()
     name = source_name(source, name)
     is_array = isinstance(source, np.ndarray) or torch.is_tensor(source)
@@ -102,19 +108,19 @@ def transcribe(source, checkpoint=None, device=None, dtype=None, method: str = '
     t_load = time.perf_counter()
     if model is None: model = load_model(checkpoint, device, dtype)
     t_model = time.perf_counter()
-    dev = next(model.parameters()).device
+    dev, bs = next(model.parameters()).device, opts.batch_size
     n_seg = num_segments(len(audio))
     starts = floor_start_times(segment_start_times(len(audio)))
     dec, tokens = NoteDecoder(), []
     t_front = t_gen = t_dec = 0.0
-    show = progress if progress is not None else n_seg > 2 * batch_size
+    show = progress if progress is not None else n_seg > 2 * bs
     with tqdm(total=n_seg, desc=Path(name).name if name[0] != '<' else name, unit='seg', disable=not show) as bar:
-        for i in range(0, n_seg, batch_size):
-            j = min(i + batch_size, n_seg)
+        for i in range(0, n_seg, bs):
+            j = min(i + bs, n_seg)
             a = time.perf_counter()
             mel = log_mel(audio, i, j, device=dev)
             b = time.perf_counter()
-            ids = generate_fn(model, mel, method=method, **decode_kw)
+            ids = generate_fn(model, mel, opts, first=i)
             c = time.perf_counter()
             for k, seg in enumerate(ids):
                 s = i + k
@@ -159,15 +165,12 @@ def failure_line(path, reason: str) -> str:
     "`FAILED <path>: <reason>`, without repeating the path when the reason already starts with it."
     return f'FAILED {reason}' if reason.startswith(str(path)) else f'FAILED {path}: {reason}'
 
-def error_line(e: BaseException) -> str:
-    "One line for a failure: the message of our errors (they name the file), else the exception type and message."
-    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return msg if isinstance(e, (ValueError, OSError)) else f'{type(e).__name__}: {msg}'
-
 def transcribe_batch(inputs: Sequence, out_dir=None, overwrite: bool = False, checkpoint=None, device=None,
-                     dtype=None, method: str = 'beam1', progress: bool = True, log=print, **kw) -> BatchReport:
+                     dtype=None, opts: DecodeOptions | None = None, progress: bool = True, log=print,
+                     **decode_kw) -> BatchReport:
     """Transcribe files/folders in `inputs` to `.mid` files in `out_dir` (default: beside each input).
     A file that fails is reported and the batch goes on; a model that cannot be loaded stops it (raises)."""
+    opts = DecodeOptions(**decode_kw) if opts is None else replace(opts, **decode_kw)
     rep, claimed, todo = BatchReport(), {}, []
     if out_dir is not None: Path(out_dir).mkdir(parents=True, exist_ok=True)
     for f in find_audio(inputs):
@@ -180,7 +183,7 @@ def transcribe_batch(inputs: Sequence, out_dir=None, overwrite: bool = False, ch
     model = load_model(checkpoint, device, dtype) if todo else None
     for f, out in tqdm(todo, desc='files', unit='file', disable=not progress or len(todo) < 2):
         try:
-            t = transcribe(f, model=model, method=method, progress=progress, **kw)
+            t = transcribe(f, opts, model=model, progress=progress)
             t.write_midi(out)
         except Exception as e:  # one bad file must not stop the batch
             rep.failed.append((f, error_line(e)))
