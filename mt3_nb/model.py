@@ -112,6 +112,12 @@ class KVCache:
     @property
     def capacity(self) -> int: return self.self_k.shape[3]
 
+    def reserve(self, n: int):
+        "Make room for `n` positions, at least doubling: few shapes, and short outputs do not pay for 1024 slots."
+        if n <= self.capacity: return
+        grow = lambda t: torch.cat([t, t.new_zeros(*t.shape[:3], max(n, 2 * t.shape[3]) - t.shape[3], t.shape[4])], 3)
+        self.self_k, self.self_v = grow(self.self_k), grow(self.self_v)
+
     def move(self, dst: list[int], src: list[int]):
         "Copy rows `src` into rows `dst` (the loop closes the holes of finished rows with the last live ones)."
         for t in (self.self_k, self.self_v, self.cross_k, self.cross_v):
@@ -227,7 +233,7 @@ class MT3(nn.Module):
         "Teacher-forced logits; `tokens` is the decoder input as given (BOS=0 first)."
         return self.decoder(tokens, self.encode(mel))
 
-    def new_cache(self, slots: int, capacity: int = 1025) -> KVCache:
+    def new_cache(self, slots: int, capacity: int = 256) -> KVCache:
         "An empty `KVCache` of `slots` rows for up to `capacity` positions, on the model's device and dtype."
         return KVCache(self.cfg, slots, capacity, device=self.device, dtype=self.decoder.positions.dtype)
 
