@@ -160,7 +160,7 @@ class DecodeOptions:
         if self.seed is not None and not is_int(self.seed): bad(f'seed must be an integer, got {self.seed!r}')
         if self.method != 'sample':
             given = [k for k, d in (('temperature', 1.0), ('top_k', None), ('top_p', None), ('seed', None)) if getattr(self, k) != d]
-            if given: bad(f'{", ".join(given)} only apply to method "sample", not {self.method!r}')
+            if given: bad(f'{", ".join(given)} only appl{"ies" if len(given) == 1 else "y"} to method "sample", not {self.method!r}')
 
 # %% ../nbs/04_generate.ipynb #g003
 @torch.inference_mode()
