@@ -22,7 +22,8 @@ from matplotlib import colormaps
 from .frontend import load_audio, SAMPLE_RATE
 from .codec import Note, notes_to_midi, write_midi, notes_to_csv, track_name
 from .evaluate import load_notes, score
-from .transcribe import transcribe, load_model, example_path, example_truth_path, Transcription
+from .checkpoint import load_model
+from .transcribe import transcribe, example_path, example_truth_path, Transcription
 from .utils import error_line
 
 # %% auto #0

@@ -14,17 +14,15 @@ import torch
 
 import mt3_nb
 from .frontend import load_audio, SAMPLE_RATE
-from .utils import atomic_write, get_device, error_line, write_json
+from .utils import atomic_write, get_device, error_line, write_json, machine_info
 from .model import MT3
 from .generate import Beam1, BOS, EOS, DecodeOptions, DEFAULT_BATCH_SIZE, METHODS
-from .transcribe import (Transcription, transcribe, find_audio, resolve_dtype,
-                               load_model, example_path)
-from .evaluate import EvaluateError, score, load_notes
+from .checkpoint import load_model, resolve_dtype
+from .transcribe import Transcription, transcribe, example_path
 
 # %% auto #0
-__all__ = ['DEFAULT_SECONDS', 'TRUTH_SUFFIXES', 'MAIN_METRICS', 'bench_audio', 'naive_generate', 'naive_transcribe',
-           'peak_rss_mib', 'machine_info', 'bench', 'BenchError', 'bench_subprocess', 'compare', 'format_bench', 'Clip',
-           'find_truth', 'find_clips', 'evaluate_dataset', 'format_dataset']
+__all__ = ['DEFAULT_SECONDS', 'bench_audio', 'naive_generate', 'naive_transcribe', 'peak_rss_mib', 'bench', 'BenchError',
+           'bench_subprocess', 'compare', 'format_bench']
 
 # %% ../nbs/08_bench.ipynb #c006
 DEFAULT_SECONDS = 60.0
@@ -61,7 +59,7 @@ def naive_generate(model: MT3, mel: torch.Tensor, max_tokens: int = 1024) -> lis
 
 def naive_transcribe(source, model: MT3, name: str | None = None, max_tokens: int = 1024) -> Transcription:
     "`transcribe` with `naive_generate`: batch 1, no KV cache (the benchmark baseline)."
-    return transcribe(source, DecodeOptions(batch_size=1, max_tokens=max_tokens), model=model, name=name, progress=False,
+    return transcribe(source, opts=DecodeOptions(batch_size=1, max_tokens=max_tokens), model=model, name=name, progress=False,
                       generate_fn=lambda m, mel, opts, first: naive_generate(m, mel, opts.max_tokens))
 
 # %% ../nbs/08_bench.ipynb #c013
@@ -77,23 +75,6 @@ def peak_rss_mib() -> float | None:
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss           # KiB on Linux, bytes on macOS
     return r / (2 ** 20 if sys.platform == 'darwin' else 1024)
 
-def _cpu_model() -> str:
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.lower().startswith('model name'): return line.split(':', 1)[1].strip()
-    except OSError: pass
-    return platform.processor() or platform.machine()
-
-def machine_info() -> dict:
-    "The machine and the library versions, for a benchmark record."
-    try: usable = len(os.sched_getaffinity(0))
-    except AttributeError: usable = os.cpu_count()
-    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
-    return dict(cpu=_cpu_model(), cores=os.cpu_count(), usable_cores=usable, torch_threads=torch.get_num_threads(),
-                gpu=gpu, platform=platform.platform(),
-                versions=dict(python=platform.python_version(), torch=torch.__version__, numpy=np.__version__,
-                              mt3_nb=mt3_nb.__version__))
 
 # %% ../nbs/08_bench.ipynb #c016
 def _tokens_sha1(tokens: Sequence[np.ndarray]) -> str:
@@ -124,7 +105,7 @@ def _bench(audio, device, dtype, method, batch_size, naive, checkpoint, repeat, 
     x, label = bench_audio(audio, seconds)
     audio_load_s = time.perf_counter() - a0
     w0, c0 = time.perf_counter(), time.process_time()
-    model = MT3.from_pretrained(checkpoint, device=dev, dtype=dt)
+    model = load_model(checkpoint, dev, dt, cache=False)
     sync()
     load_s, load_cpu_s = time.perf_counter() - w0, time.process_time() - c0
     if cuda: torch.cuda.reset_peak_memory_stats(dev)
@@ -132,7 +113,7 @@ def _bench(audio, device, dtype, method, batch_size, naive, checkpoint, repeat, 
     for _ in range(repeat):
         w0, c0 = time.perf_counter(), time.process_time()
         if naive: t = naive_transcribe(x, model, name=label)
-        else: t = transcribe(x, DecodeOptions(method=method, batch_size=batch_size), model=model, progress=False, name=label)
+        else: t = transcribe(x, opts=DecodeOptions(method=method, batch_size=batch_size), model=model, progress=False, name=label)
         sync()
         runs.append(dict(wall_s=time.perf_counter() - w0, cpu_s=time.process_time() - c0))
     best = min(runs, key=lambda r: r['wall_s'])
@@ -212,127 +193,4 @@ def format_bench(results: Sequence[dict]) -> str:
         lines += ['', f"Machine: {m['cpu']} ({m['usable_cores']} usable cores{gpu}); "
                       f"torch {v['torch']}, numpy {v['numpy']}, mt3_nb {v['mt3_nb']}, Python {v['python']}; "
                       f"audio: {ref['audio']['source']}."]
-    return '\n'.join(lines)
-
-# %% ../nbs/08_bench.ipynb #c031
-TRUTH_SUFFIXES = ('.notes.csv', '.mid', '.midi')     # in order of preference
-_BOUNDARY = '_-. '
-
-@dataclass
-class Clip:
-    "An audio file with its ground truth; `name` is the audio's path relative to the dataset folder."
-    name: str
-    audio: Path
-    truth: Path
-
-def _truth_files(folder: Path) -> dict[str, Path]:
-    "{stem: truth file} of a folder, the preferred suffix winning."
-    out = {}
-    for s in reversed(TRUTH_SUFFIXES):
-        for p in folder.iterdir():
-            if p.is_file() and p.name.lower().endswith(s): out[p.name[:-len(s)]] = p
-    return out
-
-def find_truth(audio: Path, truths: dict[str, Path] | None = None) -> Path | None:
-    "The ground-truth file of `audio` by the rule above, or None."
-    truths = _truth_files(audio.parent) if truths is None else truths
-    stem = audio.stem
-    if stem in truths: return truths[stem]
-    pre = [t for t in truths if len(t) < len(stem) and stem.startswith(t) and stem[len(t)] in _BOUNDARY]
-    return truths[max(pre, key=len)] if pre else None
-
-def find_clips(root) -> tuple[list[Clip], list[Path]]:
-    "(clips with ground truth, audio files without) under the folder `root`, recursively, sorted."
-    root = Path(root)
-    if not root.is_dir(): raise FileNotFoundError(f'{root}: no such folder')
-    clips, lonely, cache = [], [], {}
-    for a in find_audio([root]):
-        if a.parent not in cache: cache[a.parent] = _truth_files(a.parent)
-        t = find_truth(a, cache[a.parent])
-        if t is None: lonely.append(a)
-        else: clips.append(Clip(a.relative_to(root).as_posix(), a, t))
-    return clips, lonely
-
-# %% ../nbs/08_bench.ipynb #c035
-MAIN_METRICS = ('onset', 'onset_offset', 'frame', 'drum', 'multi_full')
-
-def _f1(s: dict | None, k: str):
-    m = s.get(k) if s else None
-    return None if m is None else m['f1']
-
-def _audio_seconds(path: Path) -> float | None:
-    try:
-        import soundfile
-        return float(soundfile.info(str(path)).duration)
-    except Exception: return None
-
-def evaluate_dataset(root, out_dir='mt3_nb_eval', existing: bool = False, model: MT3 | None = None, checkpoint=None,
-                     device=None, dtype=None, method: str = 'beam1', batch_size: int = DEFAULT_BATCH_SIZE, keep_notes: bool = False,
-                     log: Callable | None = print) -> dict:
-    """Transcribe (or, with `existing`, read from `out_dir`) and score every clip with ground truth under `root`;
-    writes `<clip>.mid`, `results.md` and `results.json` to `out_dir` and returns the results. `keep_notes`: also
-    keep each clip's transcribed notes (exact times, before MIDI's tick rounding) in the results, as `notes`."""
-    opts = DecodeOptions(method=method, batch_size=batch_size)
-    clips, lonely = find_clips(root)
-    if not clips:
-        raise EvaluateError(f'{root}: no audio with ground truth beside it (X.notes.csv or X.mid for audio X.*)')
-    out_dir = Path(out_dir)
-    rows = []
-    if not existing and model is None: model = load_model(checkpoint, device, dtype)   # once; a missing one stops here
-    for c in clips:
-        est = out_dir / Path(c.name).with_suffix('.mid')
-        row = dict(clip=c.name, audio=str(c.audio), truth=str(c.truth), transcription=str(est), seconds=None,
-                   rtf=None, invalid_events=None, error=None, scores=None)
-        try:
-            if est.resolve() == c.truth.resolve(): raise EvaluateError(f'{est}: would overwrite the ground truth')
-            if existing:
-                if not est.exists(): raise FileNotFoundError(f'{est}: no transcription (run without --existing)')
-                row['seconds'], notes = _audio_seconds(c.audio), est
-            else:
-                t = transcribe(c.audio, opts, model=model, progress=False)
-                est.parent.mkdir(parents=True, exist_ok=True)
-                t.write_midi(est)
-                row.update(seconds=t.duration, rtf=t.rtf, invalid_events=t.invalid_events)
-                notes = t.notes
-            row['scores'] = score(notes, c.truth)
-            if keep_notes:
-                row['notes'] = [dict(pitch=int(n.pitch), program=int(n.program), is_drum=bool(n.is_drum),
-                                     start=float(n.start), end=float(n.end), velocity=int(n.velocity))
-                                for n in load_notes(notes)]
-        except Exception as e:
-            row['error'] = msg = error_line(e)
-            if log: log(f'FAILED {c.name}: {msg}')
-        else:
-            if log: log(f"{c.name}: onset F1 {_fmt(_f1(row['scores'], 'onset'))}, drum F1 "
-                        f"{_fmt(_f1(row['scores'], 'drum'))}" + (f", RTF {row['rtf']:.3f}" if row['rtf'] else ''))
-        rows.append(row)
-    res = dict(root=str(Path(root).resolve()), out_dir=str(out_dir.resolve()), existing=existing,
-               method=method, clips=rows, without_truth=[str(p) for p in lonely],
-               mean={k: _mean(_f1(r['scores'], k) for r in rows) for k in MAIN_METRICS},
-               machine=machine_info(), timestamp=time.strftime('%Y-%m-%dT%H:%M:%S%z'))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    text = format_dataset(res) + '\n'
-    atomic_write(out_dir / 'results.md', lambda tmp: Path(tmp).write_text(text))
-    write_json(out_dir / 'results.json', res)
-    return res
-
-def _mean(xs):
-    xs = [x for x in xs if x is not None]
-    return float(np.mean(xs)) if xs else None
-
-def _fmt(x, d=3): return '–' if x is None else f'{x:.{d}f}'
-
-def format_dataset(res: dict) -> str:
-    "The Markdown table of `evaluate_dataset`'s result: the main F1s, note counts and RTF per clip, and the mean."
-    lines = ['| clip | s | ref notes | est notes | onset F1 | onset+offset F1 | frame F1 | drum F1 | multi F1 | RTF |',
-             '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
-    for r in res['clips']:
-        s = r['scores']
-        if s is None:
-            lines.append(f"| {r['clip']} | | | | FAILED: {r['error']} | | | | | |"); continue
-        f1s = ' | '.join(_fmt(_f1(s, k)) for k in MAIN_METRICS)
-        secs = '–' if r['seconds'] is None else f"{r['seconds']:.1f}"
-        lines.append(f"| {r['clip']} | {secs} | {s['n_ref']} | {s['n_est']} | {f1s} | {_fmt(r['rtf'])} |")
-    m = res['mean']
-    lines.append(f"| **mean** | | | | {' | '.join(_fmt(m[k]) for k in MAIN_METRICS)} | |")
     return '\n'.join(lines)

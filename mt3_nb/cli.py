@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_cli.ipynb #c003
 from __future__ import annotations
-import argparse, sys
+import argparse, sys, warnings
 from pathlib import Path
 
 # %% auto #0
@@ -17,45 +17,51 @@ def _decode_options(a):
     given = {k: getattr(a, k) for k in ('temperature', 'top_k', 'top_p', 'seed') if getattr(a, k, None) is not None}
     return DecodeOptions(method=a.method, batch_size=a.batch_size, **given)
 
+# %% ../nbs/06_cli.ipynb #c005a
 def _transcribe(a) -> int:
     from mt3_nb.transcribe import transcribe_batch, example_path, failure_line
     inputs = list(a.inputs) + ([example_path()] if a.example else [])
     if not inputs:
         print('mt3_nb transcribe: give audio files or folders, or --example', file=sys.stderr); return 2
-    out_dir = a.output
-    if a.example and out_dir is None and not a.inputs: out_dir = '.'   # the package folder may be read-only
+    output = a.output
+    if a.example and output is None and not a.inputs: output = '.'   # the package folder may be read-only
     opts = _decode_options(a)
     def log(line):  # progress lines to stdout, failures to stderr as they happen
         print(line, file=sys.stderr if line.startswith('FAILED') else sys.stdout)
-    rep = transcribe_batch(inputs, out_dir=out_dir, overwrite=a.overwrite, checkpoint=a.checkpoint, device=a.device,
+    rep = transcribe_batch(inputs, output, overwrite=a.overwrite, checkpoint=a.checkpoint, device=a.device,
                            dtype=a.dtype, opts=opts, progress=not a.quiet,
                            log=None if a.quiet else log)
-    for i, o in rep.skipped: print(f'skipped {i}: {o} exists (use --overwrite)')
+    for i, o, why in rep.skipped: print(f'skipped {i}: {o} {why}')
     print(rep.summary().splitlines()[0])
     if a.quiet:
         for i, r in rep.failed: print(failure_line(i, r), file=sys.stderr)
     return 0 if rep.ok else 1
 
+# %% ../nbs/06_cli.ipynb #c005b
 def _download(a) -> int:
     from mt3_nb.checkpoint import download
     path = download(dest=a.dest, base_url=a.url, progress=not a.quiet)
     print(f'MT3 checkpoint ready in {path}')
     return 0
 
+# %% ../nbs/06_cli.ipynb #c005c
 def _convert(a) -> int:
     from mt3_nb.checkpoint import convert
+    if Path(a.output).exists() and not a.overwrite:
+        print(f'mt3_nb convert: {a.output}: exists (use --overwrite to replace it)', file=sys.stderr); return 1
     out = convert(a.t5x_dir, a.output)
     print(f'wrote {out}')
     return 0
 
+# %% ../nbs/06_cli.ipynb #c005d
 def _evaluate(a) -> int:
     from mt3_nb.utils import write_json
     if a.dataset is not None:
         if a.est or a.ref:
             print('mt3_nb evaluate: give EST REF, or --dataset DIR, not both', file=sys.stderr); return 2
-        from mt3_nb.bench import evaluate_dataset, format_dataset
+        from mt3_nb.evaluate import evaluate_dataset, format_dataset
         res = evaluate_dataset(a.dataset, a.output, existing=a.existing, checkpoint=a.checkpoint, device=a.device,
-                               dtype=a.dtype, method=a.method, batch_size=a.batch_size, log=None if a.quiet else print)
+                               dtype=a.dtype, opts=_decode_options(a), log=None if a.quiet else print)
         print(format_dataset(res))
         out = Path(res['out_dir'])
         if a.json: write_json(a.json, res)
@@ -73,6 +79,7 @@ def _evaluate(a) -> int:
     if a.json: write_json(a.json, res); print(f'wrote {a.json}')
     return 0
 
+# %% ../nbs/06_cli.ipynb #c005e
 def _bench(a) -> int:
     from mt3_nb.bench import bench, compare, format_bench
     from mt3_nb.utils import write_json
@@ -88,43 +95,57 @@ def _bench(a) -> int:
     return 0
 
 # %% ../nbs/06_cli.ipynb #c006
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    "Help that shows an option's default, when it has one."
+    def _get_help_string(self, action):
+        return action.help if action.default is None or action.default is False else super()._get_help_string(action)
+
+# %% ../nbs/06_cli.ipynb #c006a
 def parser() -> argparse.ArgumentParser:
     "The `mt3_nb` command line."
     from mt3_nb.generate import METHODS, DEFAULT_BATCH_SIZE
+    from mt3_nb.checkpoint import DTYPES
     p = argparse.ArgumentParser(prog='mt3_nb', description='MT3 multi-instrument music transcription (PyTorch port).')
     sub = p.add_subparsers(dest='command', required=True)
-    t = sub.add_parser('transcribe', help='audio files or folders -> .mid files')
+    def command(name, **kw): return sub.add_parser(name, formatter_class=_Help, **kw)
+    t = command('transcribe', help='audio files or folders -> .mid files',
+                description='Existing outputs are kept; with --overwrite only MIDI files that mt3_nb wrote (they carry '
+                'a "written by mt3_nb" text event) are replaced, never a file of yours such as a ground truth.')
     t.add_argument('inputs', nargs='*', help='audio files (wav, flac, ogg, mp3, m4a, ...) or folders')
-    t.add_argument('-o', '--output', help='folder for the .mid files (default: beside each input)')
+    t.add_argument('-o', '--output', help='folder for the .mid files, or the .mid file for a single input '
+                   '(default: beside each input)')
     t.add_argument('--example', action='store_true', help='transcribe the bundled 15 s example clip')
-    t.add_argument('--overwrite', action='store_true', help='replace existing .mid files')
+    t.add_argument('--overwrite', action='store_true', help='replace existing .mid files that mt3_nb wrote')
     t.add_argument('--checkpoint', help='T5X folder or .safetensors (default: $MT3_CHECKPOINT or the downloaded copy)')
     t.add_argument('--device', help='cpu, cuda, cuda:1, ... (default: cuda when present)')
-    t.add_argument('--dtype', choices=['float32', 'bfloat16', 'float16'], help='GPU only for half precision')
+    t.add_argument('--dtype', choices=list(DTYPES), help='GPU only for half precision')
     t.add_argument('--method', choices=METHODS, default='beam1',
                    help="decoding: the original's beam-1 search (default), greedy, or sampling")
-    t.add_argument('--temperature', type=float)
-    t.add_argument('--top-k', type=int)
-    t.add_argument('--top-p', type=float)
-    t.add_argument('--seed', type=int)
+    t.add_argument('--temperature', type=float, help='--method sample: softmax temperature, > 0 (1.0 when not given)')
+    t.add_argument('--top-k', type=int, help='--method sample: draw from the K most likely tokens only')
+    t.add_argument('--top-p', type=float, help='--method sample: draw from the smallest set of tokens whose '
+                   'probability reaches P')
+    t.add_argument('--seed', type=int, help='--method sample: segment k of a file draws from SEED + k, so the same '
+                   'seed gives the same notes at any batch size')
     t.add_argument('--batch-size', type=int, default=DEFAULT_BATCH_SIZE, help='segments per model batch')
-    t.add_argument('-q', '--quiet', action='store_true')
+    t.add_argument('-q', '--quiet', action='store_true', help='no progress; only the summary and failures')
     t.set_defaults(fn=_transcribe)
-    d = sub.add_parser('download', help='fetch the original MT3 checkpoint from the public bucket')
+    d = command('download', help='fetch the original MT3 checkpoint from the public bucket')
     d.add_argument('--dest', help='folder (default: the user cache)')
     d.add_argument('--url', default='https://storage.googleapis.com/mt3/checkpoints/mt3/', help='base URL')
     d.add_argument('-q', '--quiet', action='store_true')
     d.set_defaults(fn=_download)
-    c = sub.add_parser('convert', help='T5X checkpoint folder -> safetensors file')
-    c.add_argument('t5x_dir'); c.add_argument('output')
+    c = command('convert', help='T5X checkpoint folder -> safetensors file')
+    c.add_argument('t5x_dir', help='the T5X checkpoint folder'); c.add_argument('output', help='the .safetensors file to write')
+    c.add_argument('--overwrite', action='store_true', help='replace OUTPUT if it exists')
     c.set_defaults(fn=_convert)
     def model_args(q):
         q.add_argument('--checkpoint', help='T5X folder or .safetensors (default: $MT3_CHECKPOINT or the downloaded copy)')
         q.add_argument('--device', help='cpu, cuda, cuda:1, ... (default: cuda when present)')
-        q.add_argument('--dtype', choices=['float32', 'bfloat16', 'float16'], help='GPU only for half precision')
+        q.add_argument('--dtype', choices=list(DTYPES), help='GPU only for half precision')
         q.add_argument('--method', choices=METHODS, default='beam1', help='decoding method')
         q.add_argument('--batch-size', type=int, default=DEFAULT_BATCH_SIZE, help='segments per model batch')
-    e = sub.add_parser('evaluate', help='score a transcription against a reference, or a whole folder of clips',
+    e = command('evaluate', help='score a transcription against a reference, or a whole folder of clips',
                        description='EST REF: score one transcription (MIDI, notes CSV or JSON) against a reference. '
                        '--dataset DIR: every audio file under DIR with ground truth beside it (X.notes.csv or X.mid '
                        'for audio X.*, or the longest such name that X starts with, followed by _ - . or a space) is '
@@ -143,7 +164,7 @@ def parser() -> argparse.ArgumentParser:
     model_args(e)
     e.add_argument('-q', '--quiet', action='store_true')
     e.set_defaults(fn=_evaluate, existing=False)
-    b = sub.add_parser('bench', help='speed and memory of transcription on this machine',
+    b = command('bench', help='speed and memory of transcription on this machine',
                        description='Times model loading and transcription (default audio: the bundled example tiled '
                        'to 60 s) and prints a Markdown table: real-time factor (wall s per audio s), CPU-s per audio s, '
                        'peak RSS and peak GPU memory, with the machine and library versions.')
@@ -159,11 +180,14 @@ def parser() -> argparse.ArgumentParser:
     b.set_defaults(fn=_bench)
     return p
 
+# %% ../nbs/06_cli.ipynb #c006b
 def main(argv=None) -> int:
     "Entry point of the `mt3_nb` console script."
     a = parser().parse_args(argv)
     try:
-        return a.fn(a)
+        with warnings.catch_warnings():      # warnings as one line each, without the Python source line
+            warnings.showwarning = lambda msg, *_, **__: print(f'mt3_nb {a.command}: warning: {msg}', file=sys.stderr)
+            return a.fn(a)
     except KeyboardInterrupt:
         print('interrupted', file=sys.stderr); return 130
     except (OSError, ValueError) as e:   # the library's errors name the file and the problem

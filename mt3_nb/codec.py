@@ -13,24 +13,29 @@ from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
-import pretty_midi
+import mido, pretty_midi
+
+from . import __version__
 
 from .utils import atomic_write
 
 # %% auto #0
 __all__ = ['PAD_ID', 'EOS_ID', 'UNK_ID', 'DECODED_EOS', 'DECODED_INVALID', 'MT3_CODEC', 'DEFAULT_VELOCITY', 'MIN_NOTE_DURATION',
-           'CSV_COLUMNS', 'CodecError', 'MidiError', 'CodecConfig', 'Event', 'Codec', 'trim_eos', 'segment_start_times',
-           'floor_start_times', 'Note', 'DecodeResult', 'velocity_from_bin', 'velocity_to_bin', 'assign_instruments',
-           'NoteDecoder', 'tokens_to_notes', 'notes_to_tokens', 'track_name', 'notes_to_midi', 'write_midi',
-           'midi_to_notes', 'notes_to_note_sequence', 'note_sequence_to_notes', 'notes_to_csv', 'notes_from_csv']
+           'MIDI_MARK', 'CSV_COLUMNS', 'CodecError', 'MidiError', 'CodecConfig', 'Event', 'Codec', 'trim_eos',
+           'segment_start_times', 'floor_start_times', 'Note', 'DecodeResult', 'velocity_from_bin', 'velocity_to_bin',
+           'assign_instruments', 'NoteDecoder', 'tokens_to_notes', 'notes_to_tokens', 'track_name', 'notes_to_midi',
+           'write_midi', 'written_by_mt3_nb', 'sort_notes', 'midi_to_notes', 'notes_to_note_sequence',
+           'note_sequence_to_notes', 'notes_to_csv', 'notes_from_csv']
 
 # %% ../nbs/03_codec.ipynb #c005
 class CodecError(ValueError):
     "Bad token, event or note data for the MT3 codec."
 
+# %% ../nbs/03_codec.ipynb #c005a
 class MidiError(CodecError):
     "A file that cannot be read as MIDI."
 
+# %% ../nbs/03_codec.ipynb #c005b
 @dataclass(frozen=True)
 class CodecConfig:
     "Constants of an MT3 event vocabulary (defaults: the multi-instrument `mt3` checkpoint)."
@@ -71,6 +76,7 @@ class Event(NamedTuple):
     type: str
     value: int
 
+# %% ../nbs/03_codec.ipynb #c008a
 class Codec:
     "Maps events ↔ codec indices ↔ model token ids for one `CodecConfig`."
     def __init__(self, config: CodecConfig = CodecConfig()):
@@ -110,6 +116,7 @@ class Codec:
         if len(eos): out[eos[0]:] = DECODED_EOS
         return out.astype(np.int32)
 
+# %% ../nbs/03_codec.ipynb #c008b
 MT3_CODEC = Codec()
 
 def trim_eos(decoded) -> np.ndarray:
@@ -123,6 +130,7 @@ def segment_start_times(num_segments: int, config: CodecConfig = CodecConfig()) 
     "Unrounded start times (s, float64) of consecutive segments: frame index / frame rate."
     return np.arange(num_segments) * config.segment_frames / config.frames_per_second
 
+# %% ../nbs/03_codec.ipynb #c013a
 def floor_start_times(times, steps_per_second: int = 100) -> np.ndarray:
     "Floor start times to the shift grid with the original's float64 arithmetic (`t -= t % 0.01`)."
     t = np.asarray(times, dtype=np.float64)
@@ -139,12 +147,14 @@ class Note(NamedTuple):
     velocity: int
     instrument: int | None = None
 
+# %% ../nbs/03_codec.ipynb #c016a
 class DecodeResult(NamedTuple):
     "Notes in the original's order, plus the original's invalid / dropped event counters."
     notes: list[Note]
     invalid_events: int
     dropped_events: int
 
+# %% ../nbs/03_codec.ipynb #c016b
 DEFAULT_VELOCITY = 100     # velocity of notes before any velocity token
 MIN_NOTE_DURATION = 0.01   # every note lasts at least 10 ms; drums last exactly that
 
@@ -152,10 +162,12 @@ def velocity_from_bin(v: int, num_bins: int) -> int:
     "The original's bin → MIDI velocity: 0 stays 0 (note-off), else int(127·v/bins)."
     return 0 if v == 0 else int(127 * v / num_bins)
 
+# %% ../nbs/03_codec.ipynb #c016c
 def velocity_to_bin(velocity: int, num_bins: int) -> int:
     "MIDI velocity → bin (0 = note-off)."
     return 0 if velocity == 0 else math.ceil(num_bins * velocity / 127)
 
+# %% ../nbs/03_codec.ipynb #c016d
 def assign_instruments(notes: Iterable[Note]) -> list[Note]:
     "Number the tracks like the original: programs in note order get 0‥8, 10, 11, … (9 skipped); drums get 9."
     numbers, out = {}, []
@@ -263,6 +275,7 @@ class NoteDecoder:
         self.active.clear()
         return DecodeResult(assign_instruments(self.notes), self.invalid_events, self.dropped_events)
 
+# %% ../nbs/03_codec.ipynb #c018a
 def tokens_to_notes(segment_ids: Sequence, start_times=None, *, floor_starts: bool = True,
                     codec: Codec = MT3_CODEC) -> DecodeResult:
     """Model token ids of all segments → (notes, invalid events, dropped events), like the original.
@@ -333,13 +346,20 @@ def track_name(program: int, is_drum: bool) -> str:
     "General MIDI name of a track."
     return 'Drums' if is_drum else pretty_midi.program_to_instrument_name(program)
 
+# %% ../nbs/03_codec.ipynb #c041a
 def _numbered(notes: Iterable[Note]) -> list[Note]:
     notes = list(notes)
     return notes if all(n.instrument is not None for n in notes) else assign_instruments(notes)
 
-def notes_to_midi(notes: Iterable[Note], track_names: bool = True) -> pretty_midi.PrettyMIDI:
-    "Notes → `PrettyMIDI` laid out like the original's file (instrument numbers assigned if missing)."
+# %% ../nbs/03_codec.ipynb #c041b
+MIDI_MARK = 'written by mt3_nb'   # text event at time 0 of the files mt3_nb writes in its own layout
+
+def notes_to_midi(notes: Iterable[Note], # the notes (instrument numbers assigned if missing)
+                  track_names: bool = True, # mt3_nb's layout (named tracks, marked); False: the original's bytes
+                 ) -> pretty_midi.PrettyMIDI:
+    "Notes → `PrettyMIDI` laid out like the original's file."
     pm = pretty_midi.PrettyMIDI(resolution=220, initial_tempo=120.0)
+    if track_names: pm.text_events.append(pretty_midi.Text(f'{MIDI_MARK} {__version__}', 0.0))
     first = pretty_midi.Instrument(0)
     pm.instruments.append(first)
     tracks: dict[tuple, list] = {}
@@ -355,11 +375,25 @@ def notes_to_midi(notes: Iterable[Note], track_names: bool = True) -> pretty_mid
     if track_names and not used_first: pm.instruments.remove(first)
     return pm
 
+# %% ../nbs/03_codec.ipynb #c041c
 def write_midi(notes: Iterable[Note], path, track_names: bool = True) -> Path:
     "Write notes as a MIDI file, atomically."
     pm = notes_to_midi(notes, track_names)
     return atomic_write(path, pm.write)
 
+# %% ../nbs/03_codec.ipynb #c041d
+def written_by_mt3_nb(path) -> bool:
+    "Whether `path` is a MIDI file that mt3_nb wrote (in its own layout): it holds `MIDI_MARK`."
+    try: mf = mido.MidiFile(str(path))
+    except Exception: return False
+    return any(m.type == 'text' and m.text.startswith(MIDI_MARK) for t in mf.tracks[:1] for m in t)
+
+# %% ../nbs/03_codec.ipynb #c041e
+def sort_notes(notes: Iterable[Note]) -> list[Note]:
+    "Notes in time order (ties: pitched before drums, then by program, pitch, end)."
+    return sorted(notes, key=lambda n: (n.start, bool(n.is_drum), n.program, n.pitch, n.end, n.velocity))
+
+# %% ../nbs/03_codec.ipynb #c041f
 def midi_to_notes(path) -> list[Note]:
     "Read a MIDI file's notes (instrument = the track's index in the file), sorted by time."
     path = Path(path)
@@ -368,7 +402,7 @@ def midi_to_notes(path) -> list[Note]:
     except Exception as e: raise MidiError(f'{path}: not a readable MIDI file ({type(e).__name__}: {e})') from e
     notes = [Note(int(n.pitch), int(inst.program), bool(inst.is_drum), float(n.start), float(n.end), int(n.velocity), i)
              for i, inst in enumerate(pm.instruments) for n in inst.notes]
-    return sorted(notes, key=lambda n: (n.start, n.instrument, n.pitch, n.end))
+    return sort_notes(notes)
 
 # %% ../nbs/03_codec.ipynb #c050
 def _music_pb2():
@@ -377,6 +411,7 @@ def _music_pb2():
         from note_seq.protobuf import music_pb2
     return music_pb2
 
+# %% ../nbs/03_codec.ipynb #c050a
 def notes_to_note_sequence(notes: Iterable[Note]):
     "Notes → `note_seq.NoteSequence` (220 ticks per quarter, no tempos), as the original builds it."
     ns = _music_pb2().NoteSequence(ticks_per_quarter=220)
@@ -386,10 +421,12 @@ def notes_to_note_sequence(notes: Iterable[Note]):
         ns.total_time = max(ns.total_time, float(n.end))
     return ns
 
+# %% ../nbs/03_codec.ipynb #c050b
 def note_sequence_to_notes(ns) -> list[Note]:
     "`note_seq.NoteSequence` → notes, in the sequence's order."
     return [Note(n.pitch, n.program, n.is_drum, n.start_time, n.end_time, n.velocity, n.instrument) for n in ns.notes]
 
+# %% ../nbs/03_codec.ipynb #c050c
 CSV_COLUMNS = ['onset_s', 'offset_s', 'pitch_midi', 'velocity', 'program', 'is_drum', 'instrument']
 
 def notes_to_csv(notes: Iterable[Note], path) -> Path:
@@ -403,6 +440,7 @@ def notes_to_csv(notes: Iterable[Note], path) -> Path:
                             int(bool(n.is_drum)), track_name(n.program, n.is_drum)])
     return atomic_write(path, write)
 
+# %% ../nbs/03_codec.ipynb #c050d
 def notes_from_csv(path) -> list[Note]:
     "Read notes from a CSV with at least onset_s, offset_s, pitch_midi (velocity 100, program 0, not drum by default)."
     path = Path(path)
@@ -418,10 +456,12 @@ def notes_from_csv(path) -> list[Note]:
         notes = []
         for r in rows:
             try:
+                on, off = float(r['onset_s']), float(r['offset_s'])
+                if not (math.isfinite(on) and math.isfinite(off)): raise ValueError(f'onset_s {on}, offset_s {off}')
                 # pitches are rounded: GuitarSet's ground truth has fractional MIDI pitches
                 notes.append(Note(int(round(float(r['pitch_midi']))), int(float(r.get('program') or 0)),
                                   str(r.get('is_drum') or '0').strip().lower() in ('1', 'true'),
-                                  float(r['onset_s']), float(r['offset_s']), int(round(float(r.get('velocity') or 100)))))
-            except (TypeError, ValueError) as e:
+                                  on, off, int(round(float(r.get('velocity') or 100)))))
+            except (TypeError, ValueError, OverflowError) as e:
                 raise CodecError(f'{path}, line {rows.line_num}: bad note value ({e})') from None
     return notes

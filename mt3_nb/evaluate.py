@@ -4,20 +4,27 @@
 
 # %% ../nbs/07_evaluate.ipynb #c003
 from __future__ import annotations
-import json, os
+import json, math, os, time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import mir_eval
 
 # %% auto #0
 __all__ = ['ONSET_TOLERANCE', 'PITCH_TOLERANCE', 'OFFSET_RATIO', 'OFFSET_MIN_TOLERANCE', 'FRAME_FPS', 'FRAME_VELOCITY_THRESHOLD',
-           'FRAME_MIN_DURATION', 'GRANULARITIES', 'METRICS', 'EvaluateError', 'load_notes', 'piano_roll', 'score',
-           'format_table', 'evaluate_files']
+           'FRAME_MIN_DURATION', 'GRANULARITIES', 'METRICS', 'TRUTH_SUFFIXES', 'MAIN_METRICS', 'EvaluateError',
+           'load_notes', 'frame_roll', 'score', 'format_table', 'evaluate_files', 'Clip', 'find_truth', 'find_clips',
+           'evaluate_dataset', 'format_dataset']
 
 # %% ../nbs/07_evaluate.ipynb #c004
 from .codec import CodecError, MidiError, Note, midi_to_notes, notes_from_csv, note_sequence_to_notes, track_name
+from .utils import atomic_write, error_line, make_folder, write_json, machine_info
+from .model import MT3
+from .checkpoint import load_model
+from .generate import DecodeOptions
+from .transcribe import transcribe, find_audio, decode_options
 
 # %% ../nbs/07_evaluate.ipynb #c007
 ONSET_TOLERANCE = 0.05        # s
@@ -48,20 +55,24 @@ def _bool(v: Any, where: str) -> bool:
     if s in _FALSE: return False
     raise EvaluateError(f'{where}: is_drum {v!r} is not a boolean')
 
+# %% ../nbs/07_evaluate.ipynb #c009a
 def _note(pitch, start, end, program=0, is_drum=False, velocity=100, where: str = '') -> Note:
     "One `Note` from loosely typed fields (strings, floats), pitch rounded to the nearest semitone."
     try:
+        if not (math.isfinite(float(start)) and math.isfinite(float(end))): raise ValueError(f'start {start}, end {end}')
         return Note(pitch=int(round(float(pitch))), program=int(float(program if program not in (None, '') else 0)),
                     is_drum=_bool(is_drum, where), start=float(start), end=float(end),
                     velocity=int(round(float(velocity if velocity not in (None, '') else 100))))
     except EvaluateError: raise
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, OverflowError) as e:
         raise EvaluateError(f'{where}: bad note value ({e})') from None
 
+# %% ../nbs/07_evaluate.ipynb #c009b
 def _load_csv(path: Path) -> list[Note]:
     try: return notes_from_csv(path)
     except CodecError as err: raise EvaluateError(str(err)) from None
 
+# %% ../nbs/07_evaluate.ipynb #c009c
 def _load_json(path: Path) -> list[Note]:
     try: d = json.loads(Path(path).read_text())
     except (ValueError, UnicodeDecodeError) as e: raise EvaluateError(f'{path}: not valid JSON ({e})') from None
@@ -79,12 +90,14 @@ def _load_json(path: Path) -> list[Note]:
                          n.get('velocity', 100), where=where))
     return out
 
+# %% ../nbs/07_evaluate.ipynb #c009d
 def _load_midi(path: Path) -> list[Note]:
     try: return midi_to_notes(path)
     except MidiError as e: msg = ' '.join(str(e).split())                 # already names the file
     except Exception as e: msg = f'{path}: not a readable MIDI file ({type(e).__name__}: {" ".join(str(e).split())})'
     raise EvaluateError(msg[:300])
 
+# %% ../nbs/07_evaluate.ipynb #c009e
 def load_notes(x: str | os.PathLike | Sequence[Note] | Any) -> list[Note]:
     "Notes from a MIDI / notes-CSV / JSON file, a `note_seq.NoteSequence`, or a list of `Note` (or dicts)."
     if isinstance(x, (str, os.PathLike)):
@@ -108,6 +121,7 @@ def load_notes(x: str | os.PathLike | Sequence[Note] | Any) -> list[Note]:
 # %% ../nbs/07_evaluate.ipynb #c014
 def _valid(n: Note) -> bool: return n.end > n.start and 0 <= n.pitch <= 127
 
+# %% ../nbs/07_evaluate.ipynb #c014a
 def _intervals(notes: Iterable[Note]) -> tuple[np.ndarray, np.ndarray]:
     "(intervals [N, 2] in s, pitches [N] in Hz) of the scorable notes."
     ok = [n for n in notes if _valid(n)]
@@ -115,6 +129,7 @@ def _intervals(notes: Iterable[Note]) -> tuple[np.ndarray, np.ndarray]:
     hz = 440.0 * 2.0 ** ((np.array([n.pitch for n in ok], dtype=np.float64) - 69.0) / 12.0)
     return iv, hz
 
+# %% ../nbs/07_evaluate.ipynb #c014b
 def _match(ref: Sequence[Note], est: Sequence[Note], offsets: bool) -> dict:
     "mir_eval note P/R/F1 (MT3 settings) of `est` against `ref`, with the counts of scorable notes."
     (ri, rp), (ei, ep) = _intervals(ref), _intervals(est)
@@ -126,7 +141,7 @@ def _match(ref: Sequence[Note], est: Sequence[Note], offsets: bool) -> dict:
     return dict(precision=float(p), recall=float(r), f1=float(f), n_ref=len(ri), n_est=len(ei))
 
 # %% ../nbs/07_evaluate.ipynb #c016
-def piano_roll(notes: Iterable[Note], fps: float = FRAME_FPS, min_duration: float = FRAME_MIN_DURATION) -> np.ndarray:
+def frame_roll(notes: Iterable[Note], fps: float = FRAME_FPS, min_duration: float = FRAME_MIN_DURATION) -> np.ndarray:
     "Summed-velocity piano roll [128, frames] as MT3's frame score sees it (short notes lengthened)."
     spans = []
     for n in notes:
@@ -137,8 +152,9 @@ def piano_roll(notes: Iterable[Note], fps: float = FRAME_FPS, min_duration: floa
     for p, s, e, v in spans: roll[p, int(s * fps):int(e * fps)] += v
     return roll
 
+# %% ../nbs/07_evaluate.ipynb #c016a
 def _frame_scores(ref: Sequence[Note], est: Sequence[Note]) -> dict:
-    r, e = piano_roll(ref), piano_roll(est)
+    r, e = frame_roll(ref), frame_roll(est)
     w = max(r.shape[1], e.shape[1])
     r = np.pad(r, ((0, 0), (0, w - r.shape[1]))) > FRAME_VELOCITY_THRESHOLD
     e = np.pad(e, ((0, 0), (0, w - e.shape[1]))) > 0
@@ -153,6 +169,7 @@ def _tracks(notes: Iterable[Note], pmap) -> dict[tuple[int, bool], list[Note]]:
     for n in notes: out.setdefault((n.program if n.is_drum else pmap(n.program), n.is_drum), []).append(n)
     return out
 
+# %% ../nbs/07_evaluate.ipynb #c019a
 def _multi_scores(ref: Sequence[Note], est: Sequence[Note], granularity: str = 'full') -> dict:
     pmap = GRANULARITIES[granularity]
     rt, et = _tracks(ref, pmap), _tracks(est, pmap)
@@ -182,12 +199,14 @@ def _per_instrument(ref: Sequence[Note], est: Sequence[Note]) -> list[dict]:
 def score(est: Any, ref: Any) -> dict:
     """Score transcription `est` against reference `ref` (anything `load_notes` reads) with MT3's metrics.
     Returns a JSON-ready dict: note counts, one `{precision, recall, f1, n_ref, n_est}` per name in
-    `METRICS` (None when the reference has no notes of that kind), and `instruments`, the per-instrument rows."""
+    `METRICS` (None when the reference has no notes of that kind), `instruments`, the per-instrument rows, and
+    `n_ref_unscored`/`n_est_unscored`: notes no note score counts (pitch outside 0-127, or offset not after onset)."""
     est, ref = load_notes(est), load_notes(ref)
     ref_p, ref_d = [n for n in ref if not n.is_drum], [n for n in ref if n.is_drum]
     est_p, est_d = [n for n in est if not n.is_drum], [n for n in est if n.is_drum]
     any_pitch = lambda notes: [_note(60, n.start, n.end, n.program, n.is_drum, n.velocity) for n in notes]
-    out = dict(n_ref=len(ref), n_est=len(est), n_ref_drum=len(ref_d), n_est_drum=len(est_d))
+    out = dict(n_ref=len(ref), n_est=len(est), n_ref_drum=len(ref_d), n_est_drum=len(est_d),
+               n_ref_unscored=sum(not _valid(n) for n in ref), n_est_unscored=sum(not _valid(n) for n in est))
     out['onset'] = _match(ref_p, est_p, offsets=False) if ref_p else None
     out['onset_offset'] = _match(ref_p, est_p, offsets=True) if ref_p else None
     out['frame'] = _frame_scores(ref_p, est_p) if ref_p else None
@@ -218,11 +237,147 @@ def format_table(scores: dict, instruments: bool = True) -> str:
             prog = '–' if r['is_drum'] else r['program']
             lines.append(f"| {r['name']} | {prog} | {r['n_ref']} | {r['n_est']} | {f(r['precision'])} | "
                          f"{f(r['recall'])} | {f(r['f1'])} |")
+    bad = {side: scores.get(f'n_{side}_unscored') or 0 for side in ('ref', 'est')}
+    if any(bad.values()):
+        lines += ['', f"Not scored: {bad['ref']} reference and {bad['est']} transcribed notes "
+                      '(pitch outside 0-127, or offset not after onset).']
     return '\n'.join(lines)
 
+# %% ../nbs/07_evaluate.ipynb #c048a
 def evaluate_files(est_path: str | os.PathLike, ref_path: str | os.PathLike) -> dict:
     "Score the transcription file `est_path` against the reference file `ref_path` (what `mt3_nb evaluate EST REF` runs)."
     est, ref = load_notes(est_path), load_notes(ref_path)
     if not any(_valid(n) for n in ref):
         raise EvaluateError(f'{ref_path}: the reference has no notes, there is nothing to score against')
     return dict(est=str(est_path), ref=str(ref_path), **score(est, ref))
+
+# %% ../nbs/07_evaluate.ipynb #d031
+TRUTH_SUFFIXES = ('.notes.csv', '.mid', '.midi')     # in order of preference
+_BOUNDARY = '_-. '
+
+@dataclass
+class Clip:
+    "An audio file with its ground truth; `name` is the audio's path relative to the dataset folder."
+    name: str
+    audio: Path
+    truth: Path
+
+# %% ../nbs/07_evaluate.ipynb #d031a
+def _truth_files(folder: Path) -> dict[str, Path]:
+    "{stem: truth file} of a folder, the preferred suffix winning."
+    out = {}
+    for s in reversed(TRUTH_SUFFIXES):
+        for p in folder.iterdir():
+            if p.is_file() and p.name.lower().endswith(s): out[p.name[:-len(s)]] = p
+    return out
+
+# %% ../nbs/07_evaluate.ipynb #d031b
+def find_truth(audio: Path, truths: dict[str, Path] | None = None) -> Path | None:
+    "The ground-truth file of `audio` by the rule above, or None."
+    truths = _truth_files(audio.parent) if truths is None else truths
+    stem = audio.stem
+    if stem in truths: return truths[stem]
+    pre = [t for t in truths if len(t) < len(stem) and stem.startswith(t) and stem[len(t)] in _BOUNDARY]
+    return truths[max(pre, key=len)] if pre else None
+
+# %% ../nbs/07_evaluate.ipynb #d031c
+def find_clips(root) -> tuple[list[Clip], list[Path]]:
+    "(clips with ground truth, audio files without) under the folder `root`, recursively, sorted."
+    root = Path(root)
+    if not root.is_dir(): raise FileNotFoundError(f'{root}: no such folder')
+    clips, lonely, cache = [], [], {}
+    for a in find_audio([root]):
+        if a.parent not in cache: cache[a.parent] = _truth_files(a.parent)
+        t = find_truth(a, cache[a.parent])
+        if t is None: lonely.append(a)
+        else: clips.append(Clip(a.relative_to(root).as_posix(), a, t))
+    return clips, lonely
+
+# %% ../nbs/07_evaluate.ipynb #d035
+MAIN_METRICS = ('onset', 'onset_offset', 'frame', 'drum', 'multi_full')
+
+def _f1(s: dict | None, k: str):
+    m = s.get(k) if s else None
+    return None if m is None else m['f1']
+
+# %% ../nbs/07_evaluate.ipynb #d035a
+def _audio_seconds(path: Path) -> float | None:
+    try:
+        import soundfile
+        return float(soundfile.info(str(path)).duration)
+    except Exception: return None
+
+# %% ../nbs/07_evaluate.ipynb #d035b
+def evaluate_dataset(root, out_dir='mt3_nb_eval', existing: bool = False, model: MT3 | None = None, checkpoint=None,
+                     device=None, dtype=None, opts: DecodeOptions | None = None, keep_notes: bool = False,
+                     log: Callable | None = print, **decode_kw) -> dict:
+    """Transcribe (or, with `existing`, read from `out_dir`) and score every clip with ground truth under `root`;
+    writes `<clip>.mid`, `results.md` and `results.json` to `out_dir` and returns the results. `keep_notes`: also
+    keep each clip's transcribed notes (exact times, before MIDI's tick rounding) in the results, as `notes`."""
+    opts = decode_options(opts, **decode_kw)
+    clips, lonely = find_clips(root)
+    if not clips:
+        raise EvaluateError(f'{root}: no audio with ground truth beside it (X.notes.csv or X.mid for audio X.*)')
+    out_dir = Path(out_dir)
+    rows = []
+    if not existing and model is None: model = load_model(checkpoint, device, dtype)   # once; a missing one stops here
+    for c in clips:
+        est = out_dir / Path(c.name).with_suffix('.mid')
+        row = dict(clip=c.name, audio=str(c.audio), truth=str(c.truth), transcription=str(est), seconds=None,
+                   rtf=None, invalid_events=None, error=None, scores=None)
+        try:
+            if est.resolve() == c.truth.resolve(): raise EvaluateError(f'{est}: would overwrite the ground truth')
+            if existing:
+                if not est.exists(): raise FileNotFoundError(f'{est}: no transcription (run without --existing)')
+                row['seconds'], notes = _audio_seconds(c.audio), est
+            else:
+                t = transcribe(c.audio, opts=opts, model=model, progress=False)
+                make_folder(est.parent)
+                t.write_midi(est)
+                row.update(seconds=t.duration, rtf=t.rtf, invalid_events=t.invalid_events)
+                notes = t.notes
+            row['scores'] = score(notes, c.truth)
+            if keep_notes:
+                row['notes'] = [dict(pitch=int(n.pitch), program=int(n.program), is_drum=bool(n.is_drum),
+                                     start=float(n.start), end=float(n.end), velocity=int(n.velocity))
+                                for n in load_notes(notes)]
+        except Exception as e:
+            row['error'] = msg = error_line(e)
+            if log: log(f'FAILED {c.name}: {msg}')
+        else:
+            if log: log(f"{c.name}: onset F1 {_fmt(_f1(row['scores'], 'onset'))}, drum F1 "
+                        f"{_fmt(_f1(row['scores'], 'drum'))}" + (f", RTF {row['rtf']:.3f}" if row['rtf'] else ''))
+        rows.append(row)
+    res = dict(root=str(Path(root).resolve()), out_dir=str(out_dir.resolve()), existing=existing,
+               method=opts.method, clips=rows, without_truth=[str(p) for p in lonely],
+               mean={k: _mean(_f1(r['scores'], k) for r in rows) for k in MAIN_METRICS},
+               machine=machine_info(), timestamp=time.strftime('%Y-%m-%dT%H:%M:%S%z'))
+    make_folder(out_dir)
+    text = format_dataset(res) + '\n'
+    atomic_write(out_dir / 'results.md', lambda tmp: Path(tmp).write_text(text))
+    write_json(out_dir / 'results.json', res)
+    return res
+
+# %% ../nbs/07_evaluate.ipynb #d035c
+def _mean(xs):
+    xs = [x for x in xs if x is not None]
+    return float(np.mean(xs)) if xs else None
+
+# %% ../nbs/07_evaluate.ipynb #d035d
+def _fmt(x, d=3): return '–' if x is None else f'{x:.{d}f}'
+
+# %% ../nbs/07_evaluate.ipynb #d035e
+def format_dataset(res: dict) -> str:
+    "The Markdown table of `evaluate_dataset`'s result: the main F1s, note counts and RTF per clip, and the mean."
+    lines = ['| clip | s | ref notes | est notes | onset F1 | onset+offset F1 | frame F1 | drum F1 | multi F1 | RTF |',
+             '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
+    for r in res['clips']:
+        s = r['scores']
+        if s is None:
+            lines.append(f"| {r['clip']} | | | | FAILED: {r['error']} | | | | | |"); continue
+        f1s = ' | '.join(_fmt(_f1(s, k)) for k in MAIN_METRICS)
+        secs = '–' if r['seconds'] is None else f"{r['seconds']:.1f}"
+        lines.append(f"| {r['clip']} | {secs} | {s['n_ref']} | {s['n_est']} | {f1s} | {_fmt(r['rtf'])} |")
+    m = res['mean']
+    lines.append(f"| **mean** | | | | {' | '.join(_fmt(m[k]) for k in MAIN_METRICS)} | |")
+    return '\n'.join(lines)

@@ -4,17 +4,19 @@
 
 # %% ../nbs/02_frontend.ipynb #c003
 from __future__ import annotations
-import io, os, re, warnings, contextlib
+import io, math, os, re, warnings, contextlib
+from typing import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
 import numpy as np, torch, soundfile as sf, soxr, av
 from .utils import atomic_write, get_device
+from .codec import CodecConfig
 
 # %% auto #0
 __all__ = ['SAMPLE_RATE', 'HOP', 'FFT_SIZE', 'N_MELS', 'MEL_LO', 'MEL_HI', 'SEG_FRAMES', 'SEG_SAMPLES', 'LOG_FLOOR',
-           'LOG_FLOOR_VALUE', 'FRAMES_PER_SECOND', 'AudioError', 'source_name', 'load_audio', 'save_audio',
-           'mel_matrix', 'hann_window', 'num_frames', 'num_segments', 'segment_num_frames', 'segment_start_times',
-           'log_mel']
+           'LOG_FLOOR_VALUE', 'FRAMES_PER_SECOND', 'BLOCK_FRAMES', 'AudioError', 'source_name', 'AudioStream',
+           'load_audio', 'save_audio', 'mel_matrix', 'hann_window', 'num_frames', 'num_segments', 'segment_num_frames',
+           'segment_batches', 'log_mel']
 
 # %% ../nbs/02_frontend.ipynb #c006
 SAMPLE_RATE = 16000          # Hz, the model's rate
@@ -22,7 +24,7 @@ HOP = 128                    # samples per frame (125 frames/s)
 FFT_SIZE = 2048              # STFT frame length and FFT size
 N_MELS = 512                 # mel bins = encoder width
 MEL_LO, MEL_HI = 20.0, 7600.0  # Hz; 7600 is `compute_logmel`'s default, never overridden by MT3
-SEG_FRAMES = 256             # frames per segment (inputs length)
+SEG_FRAMES = CodecConfig.segment_frames  # 256 frames per segment (inputs length); the codec's `CodecConfig` owns it
 SEG_SAMPLES = SEG_FRAMES * HOP  # 32768 samples = 2.048 s
 LOG_FLOOR = 1e-5             # `safe_log`: ln(1e-5) where mel <= 0
 # ln(float32(1e-5)) as TF's float32 log returns it in the original (bits 0xc13834f2, one ulp below the correctly
@@ -34,8 +36,10 @@ FRAMES_PER_SECOND = SAMPLE_RATE / HOP  # 125.0
 class AudioError(ValueError):
     "A file or array that cannot be used as audio; the message names the source and the problem."
 
+# %% ../nbs/02_frontend.ipynb #c008a
 def _one_line(e) -> str: return ' '.join(str(e).split()) or type(e).__name__
 
+# %% ../nbs/02_frontend.ipynb #c008b
 def source_name(source, name=None) -> str:
     "How `source` is named in messages: `name` if given, else the path, `<bytes>` or `<array>`."
     if name is not None: return str(name)
@@ -57,86 +61,137 @@ def _to_float32(x: np.ndarray) -> np.ndarray:
     raise TypeError(f'unsupported sample dtype {x.dtype}')
 
 # %% ../nbs/02_frontend.ipynb #c012
-def _read_soundfile(file, name: str):
-    with sf.SoundFile(file) as f:
-        data = f.read(dtype='float32', always_2d=False)
-        rate, info = f.samplerate, f.extra_info
-    m = re.search(r'\bdata\s*:\s*(\d+)\s*\(should be (\d+)\)', info)
-    if m and 0 < int(m.group(2)) < int(m.group(1)) < 0xFFFFFFFF and len(data):
-        warnings.warn(f'{name}: truncated file: its header declares {int(m.group(1))} data bytes but only '
-                      f'{int(m.group(2))} are present; reading the {len(data)} frames that are there', stacklevel=3)
-    return data, rate
+BLOCK_FRAMES = 1 << 16       # source frames decoded at a time
 
-def _read_pyav(file, name: str):
+def _soundfile_blocks(file, name: str):
+    with sf.SoundFile(file) as f:
+        first = f.read(BLOCK_FRAMES, dtype='float32', always_2d=True)
+        m = re.search(r'\bdata\s*:\s*(\d+)\s*\(should be (\d+)\)', f.extra_info)
+        if m and 0 < int(m.group(2)) < int(m.group(1)) < 0xFFFFFFFF and f.frames:
+            warnings.warn(f'{name}: truncated file: its header declares {int(m.group(1))} data bytes but only '
+                          f'{int(m.group(2))} are present; reading the {f.frames} frames that are there')
+        yield f.samplerate, f.frames, first
+        while len(b := f.read(BLOCK_FRAMES, dtype='float32', always_2d=True)): yield b
+
+# %% ../nbs/02_frontend.ipynb #c012a
+def _frame_array(frame) -> np.ndarray:
+    a = frame.to_ndarray()
+    a = a.T if frame.format.is_planar else a.reshape(-1, len(frame.layout.channels))   # -> [samples, channels]
+    return _to_float32(np.ascontiguousarray(a))
+
+# %% ../nbs/02_frontend.ipynb #c012b
+def _pyav_blocks(file, name: str):
     with av.open(file, metadata_errors='ignore') as c:
         if not c.streams.audio: raise AudioError(f'{name}: the file has no audio stream')
-        st, chunks, rate = c.streams.audio[0], [], None
-        for frame in c.decode(st):
-            a = frame.to_ndarray()
-            nch = len(frame.layout.channels)
-            a = a if frame.format.is_planar else a.reshape(-1, nch).T   # -> [channels, samples]
-            chunks.append(_to_float32(a)); rate = rate or frame.sample_rate
-        rate = rate or st.codec_context.sample_rate or st.rate
-    data = np.concatenate(chunks, axis=1).T if chunks else np.zeros(0, np.float32)
-    if data.ndim == 2 and data.shape[1] == 1: data = data[:, 0]
-    return np.ascontiguousarray(data), rate
+        st = c.streams.audio[0]
+        frames = c.decode(st)
+        first = next(frames, None)
+        rate = (first.sample_rate if first is not None else None) or st.codec_context.sample_rate or st.rate
+        secs = float(st.duration * st.time_base) if st.duration else (c.duration / 1e6 if c.duration else None)
+        yield rate, int(secs * rate) if secs and rate else None, _frame_array(first) if first is not None else None
+        for frame in frames: yield _frame_array(frame)
 
+# %% ../nbs/02_frontend.ipynb #c012c
 def _reason(e) -> str:
     "A short reason from a libsndfile or ffmpeg error (without the path they repeat)."
     msg = getattr(e, 'error_string', None) or getattr(e, 'strerror', None) or str(e)
     if 'does not exist or is not a regular file' in msg: msg = 'unrecognised data'   # libsndfile's mp3 probe on garbage
     return _one_line(msg).rstrip('.')
 
-def _decode(file_or_bytes, name: str):
-    "Decode with soundfile, else PyAV; a 1-D or [frames, channels] float32 array and its rate."
+# %% ../nbs/02_frontend.ipynb #c012d
+def _open_decoder(file_or_bytes, name: str):
+    "(rate, frames or None, blocks): float32 [frames, channels] blocks from soundfile, else PyAV."
     def src(): return io.BytesIO(file_or_bytes) if isinstance(file_or_bytes, bytes) else file_or_bytes
-    try: return _read_soundfile(src(), name)
+    g = _soundfile_blocks(src(), name)
+    try: rate, frames, first = next(g)
     except sf.LibsndfileError as e1: err1 = e1
-    try: return _read_pyav(src(), name)
+    else: return rate, frames, _guarded(first, g, name)
+    g = _pyav_blocks(src(), name)
+    try: rate, frames, first = next(g)
     except AudioError: raise
     except Exception as e2:
         raise AudioError(f'{name}: not a readable audio file, or corrupt (libsndfile: {_reason(err1)}; '
                          f'ffmpeg: {_reason(e2)})') from e2
+    return rate, frames, _guarded(first, g, name)
+
+# %% ../nbs/02_frontend.ipynb #c012e
+def _guarded(first, blocks, name: str):
+    "`first`, then `blocks`, with a decoding error part-way through turned into one `AudioError` line."
+    if first is not None and len(first): yield first
+    try: yield from blocks
+    except (sf.LibsndfileError, av.FFmpegError, OSError, ValueError) as e:
+        if isinstance(e, AudioError): raise
+        raise AudioError(f'{name}: decoding failed part-way ({_reason(e)})') from e
 
 # %% ../nbs/02_frontend.ipynb #c014
 def _array_source(x, source_sr, name):
     if source_sr is None: raise AudioError(f'{name}: an array needs its sample rate: pass source_sr=')
     x = np.asarray(x.detach().cpu() if torch.is_tensor(x) else x)
     if x.ndim == 2 and x.shape[0] < x.shape[1]: x = x.T      # [channels, frames] -> [frames, channels]
-    if x.ndim == 2 and x.shape[1] == 1: x = x[:, 0]
-    if x.ndim not in (1, 2): raise AudioError(f'{name}: expected a 1-D or 2-D sample array, got shape {x.shape}')
+    if x.ndim == 1: x = x[:, None]
+    if x.ndim != 2: raise AudioError(f'{name}: expected a 1-D or 2-D sample array, got shape {x.shape}')
     try: x = _to_float32(x)
     except TypeError as e: raise AudioError(f'{name}: {e}') from e
-    return x, source_sr
+    return source_sr, len(x), iter([x] if len(x) else [])
 
-def load_audio(source, sr: int = SAMPLE_RATE, *, source_sr: int | None = None, name: str | None = None) -> np.ndarray:
-    """Audio as a float32 mono array at `sr` Hz, read exactly like the original MT3 Colab (librosa 0.11).
+# %% ../nbs/02_frontend.ipynb #c014a
+_HOLD = 1024   # resampled samples held back until the end, where the length is fixed
 
-    `source`: a path, the raw bytes of an audio file (`name` labels it in errors), or a sample array (1-D, or 2-D
-    with the shorter axis as channels) whose rate is `source_sr`."""
-    name = source_name(source, name)
-    if isinstance(source, (str, os.PathLike)):
-        p = Path(source)
-        if not p.exists(): raise FileNotFoundError(f'{name}: no such audio file')
-        if p.is_dir(): raise AudioError(f'{name}: is a folder, not an audio file')
-        if p.stat().st_size == 0: raise AudioError(f'{name}: empty file (0 bytes)')
-        data, rate = _decode(str(p), name)
-    elif isinstance(source, (bytes, bytearray, memoryview)):
-        if len(source) == 0: raise AudioError(f'{name}: empty file (0 bytes)')
-        data, rate = _decode(bytes(source), name)
-    elif isinstance(source, np.ndarray) or torch.is_tensor(source):
-        data, rate = _array_source(source, source_sr, name)
-    else:
-        raise TypeError(f'load_audio: expected a path, bytes or an array, got {type(source).__name__}')
-    if not rate or rate <= 0: raise AudioError(f'{name}: invalid sample rate {rate}')
-    if len(data) == 0: raise AudioError(f'{name}: zero-length audio (the file holds no samples)')
-    if not np.isfinite(data).all(): raise AudioError(f'{name}: the audio contains NaN or infinite samples')
-    y = np.mean(data.T, axis=0) if data.ndim > 1 else data           # librosa.to_mono
-    if rate != sr:
-        n_out = int(np.ceil(y.shape[-1] * (float(sr) / rate)))      # librosa.resample's length
-        y = soxr.resample(y, rate, sr, quality='HQ')
-        y = np.pad(y, (0, max(0, n_out - len(y))))[:n_out]          # librosa.util.fix_length
-    return np.ascontiguousarray(y, dtype=np.float32)
+class AudioStream:
+    "Float32 mono chunks at `sr` Hz, decoded and resampled as they are read; their concatenation is `load_audio`'s."
+    def __init__(self, source, # a path, the raw bytes of an audio file, or a sample array whose rate is `source_sr`
+                 sr: int = SAMPLE_RATE, # the rate of the chunks
+                 *, source_sr: int | None = None, # the rate of an array `source`
+                 name: str | None = None, # how `source` is named in messages
+                ):
+        self.name = name = source_name(source, name)
+        self.sr = sr
+        if isinstance(source, (str, os.PathLike)):
+            p = Path(source)
+            if not p.exists(): raise FileNotFoundError(f'{name}: no such audio file')
+            if p.is_dir(): raise AudioError(f'{name}: is a folder, not an audio file')
+            if p.stat().st_size == 0: raise AudioError(f'{name}: empty file (0 bytes)')
+            self.rate, frames, self._blocks = _open_decoder(str(p), name)
+        elif isinstance(source, (bytes, bytearray, memoryview)):
+            if len(source) == 0: raise AudioError(f'{name}: empty file (0 bytes)')
+            self.rate, frames, self._blocks = _open_decoder(bytes(source), name)
+        elif isinstance(source, np.ndarray) or torch.is_tensor(source):
+            self.rate, frames, self._blocks = _array_source(source, source_sr, name)
+        else:
+            raise TypeError(f'load_audio: expected a path, bytes or an array, got {type(source).__name__}')
+        if not self.rate or self.rate <= 0: raise AudioError(f'{name}: invalid sample rate {self.rate}')
+        if frames == 0: raise AudioError(f'{name}: zero-length audio (the file holds no samples)')
+        self.samples = self._length(frames) if frames else None   # expected length at `sr` (None: unknown)
+
+    def _length(self, n_in: int) -> int: return int(np.ceil(n_in * (float(self.sr) / self.rate)))  # librosa's
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        rs = soxr.ResampleStream(self.rate, self.sr, 1, dtype='float32', quality='HQ') if self.rate != self.sr else None
+        n_in = n_out = 0
+        held = np.zeros(0, np.float32)
+        for b in self._blocks:
+            if not np.isfinite(b).all(): raise AudioError(f'{self.name}: the audio contains NaN or infinite samples')
+            y = b[:, 0] if b.shape[1] == 1 else np.mean(b.T, axis=0)        # librosa.to_mono
+            n_in += len(y)
+            if rs is not None: y = rs.resample_chunk(y, last=False)
+            held = np.concatenate([held, y]) if len(held) else y
+            if len(held) > _HOLD:
+                out, held = held[:-_HOLD], held[-_HOLD:]
+                n_out += len(out)
+                yield np.ascontiguousarray(out, dtype=np.float32)
+        if n_in == 0: raise AudioError(f'{self.name}: zero-length audio (the file holds no samples)')
+        if rs is not None: held = np.concatenate([held, rs.resample_chunk(np.zeros(0, np.float32), last=True)])
+        want = self._length(n_in) - n_out
+        yield np.ascontiguousarray(np.pad(held, (0, max(0, want - len(held))))[:want], dtype=np.float32)  # fix_length
+
+# %% ../nbs/02_frontend.ipynb #f001
+def load_audio(source, # a path, the raw bytes of an audio file (`name` labels it in errors), or a sample array
+               sr: int = SAMPLE_RATE, # the rate to return
+               *, source_sr: int | None = None, # the rate of an array `source` (1-D, or channels along the shorter axis)
+               name: str | None = None, # how `source` is named in messages
+              ) -> np.ndarray:
+    "Audio as a float32 mono array at `sr` Hz, read exactly like the original MT3 Colab (librosa 0.11)."
+    return np.concatenate(list(AudioStream(source, sr, source_sr=source_sr, name=name)))
 
 # %% ../nbs/02_frontend.ipynb #c026
 _SF_FORMATS = {'.wav': 'WAV', '.flac': 'FLAC', '.ogg': 'OGG', '.oga': 'OGG', '.mp3': 'MP3'}
@@ -148,6 +203,7 @@ def _quantize(x: np.ndarray, bits: int) -> np.ndarray:
     q = np.clip(np.round(x.astype(np.float64) * 2.0**(bits - 1)), -2.0**(bits - 1), 2.0**(bits - 1) - 1)
     return (q.astype(np.int64) << (32 - bits)).astype(np.int32)
 
+# %% ../nbs/02_frontend.ipynb #c026a
 def _write_pyav(path: str, x: np.ndarray, sr: int, fmt: str, bit_rate: int | None):
     layout = {1: 'mono', 2: 'stereo'}.get(x.shape[1])
     if layout is None: raise AudioError(f'{path}: AAC output supports 1 or 2 channels, got {x.shape[1]}')
@@ -159,6 +215,7 @@ def _write_pyav(path: str, x: np.ndarray, sr: int, fmt: str, bit_rate: int | Non
         for pkt in st.encode(frame): c.mux(pkt)
         for pkt in st.encode(None): c.mux(pkt)
 
+# %% ../nbs/02_frontend.ipynb #c026b
 def save_audio(path, audio, sr: int = SAMPLE_RATE, subtype: str | None = None, bit_rate: int | None = None) -> Path:
     """Write `audio` (1-D, or [frames, channels]; float in [-1, 1]) to `path` in the format its extension names
     (.wav .flac .ogg .mp3 via soundfile, .m4a .aac via PyAV), atomically. Returns the path."""
@@ -188,9 +245,11 @@ def _linspace32(a, b, n: int) -> np.ndarray:
     step = (b - a) / np.float32(n - 1)
     return np.concatenate([[a], a + np.arange(1, n - 1, dtype=np.float32) * step, [b]]).astype(np.float32)
 
+# %% ../nbs/02_frontend.ipynb #c036a
 def _hz_to_mel32(f) -> np.ndarray:
     return np.float32(1127.0) * np.log(np.float32(1.0) + np.asarray(f, np.float32) / np.float32(700.0))
 
+# %% ../nbs/02_frontend.ipynb #c036b
 @lru_cache(None)
 def _mel_matrix(n_mels, n_bins, sr, lo, hi) -> np.ndarray:
     bins = _hz_to_mel32(_linspace32(0.0, np.float32(sr) / np.float32(2.0), n_bins)[1:])[:, None]
@@ -201,11 +260,13 @@ def _mel_matrix(n_mels, n_bins, sr, lo, hi) -> np.ndarray:
     w.flags.writeable = False
     return w
 
+# %% ../nbs/02_frontend.ipynb #c036c
 def mel_matrix(n_mels: int = N_MELS, n_fft: int = FFT_SIZE, sr: int = SAMPLE_RATE,
                lo: float = MEL_LO, hi: float = MEL_HI) -> np.ndarray:
     "TF's `linear_to_mel_weight_matrix` [n_fft//2+1, n_mels], float32 (read-only)."
     return _mel_matrix(n_mels, n_fft // 2 + 1, sr, lo, hi)
 
+# %% ../nbs/02_frontend.ipynb #c036d
 def hann_window(n: int = FFT_SIZE) -> np.ndarray:
     "TF's periodic Hann window 0.5 − 0.5·cos(2πk/n), computed in float32 in TF's order."
     k = np.arange(n, dtype=np.float32)
@@ -216,18 +277,30 @@ def num_frames(n_samples: int) -> int:
     "Frames of 128 samples after the original's end padding (always at least one extra partial/zero frame)."
     return int(n_samples) // HOP + 1
 
+# %% ../nbs/02_frontend.ipynb #c039a
 def num_segments(n_samples: int) -> int:
     "How many 256-frame segments the original cuts `n_samples` samples into."
     return -(-num_frames(n_samples) // SEG_FRAMES)
 
+# %% ../nbs/02_frontend.ipynb #c039b
 def segment_num_frames(n_samples: int) -> np.ndarray:
     "The true (unpadded) frame count of each segment, int64 [num_segments]."
     s = np.arange(num_segments(n_samples), dtype=np.int64)
     return np.minimum(SEG_FRAMES, num_frames(n_samples) - SEG_FRAMES * s)
 
-def segment_start_times(n_samples: int) -> np.ndarray:
-    "Start time in seconds (float64, unrounded) of each segment: 256·s / 125."
-    return (np.arange(num_segments(n_samples), dtype=np.int64) * SEG_FRAMES) / FRAMES_PER_SECOND
+# %% ../nbs/02_frontend.ipynb #f003
+def segment_batches(chunks: Iterable[np.ndarray], # 1-D 16 kHz sample chunks, e.g. an `AudioStream`
+                    batch_size: int, # whole segments per piece
+                   ) -> Iterator[tuple[int, np.ndarray, bool]]:
+    "(index of the piece's first segment, its samples, whether it is the last piece) for a stream of samples."
+    need, buf, have, first = batch_size * SEG_SAMPLES, [], 0, 0
+    for c in chunks:
+        buf.append(c); have += len(c)
+        while have > need:                       # more audio follows: these segments are whole and not the last
+            a = np.concatenate(buf)
+            yield first, a[:need], False
+            buf, have, first = [a[need:]], have - need, first + batch_size
+    yield first, (np.concatenate(buf) if buf else np.zeros(0, np.float32)), True
 
 # %% ../nbs/02_frontend.ipynb #c042
 _CONSTS: dict = {}
@@ -237,6 +310,7 @@ def _consts(device: torch.device):
         _CONSTS[key] = (torch.from_numpy(hann_window()).to(device), torch.from_numpy(mel_matrix().copy()).to(device))
     return _CONSTS[key]
 
+# %% ../nbs/02_frontend.ipynb #c042a
 @contextlib.contextmanager
 def _full_fp32(device: torch.device):
     if device.type != 'cuda': yield; return
@@ -245,6 +319,7 @@ def _full_fp32(device: torch.device):
     try: yield
     finally: torch.set_float32_matmul_precision(old)
 
+# %% ../nbs/02_frontend.ipynb #c042b
 @torch.no_grad()
 def log_mel(audio, start: int = 0, stop: int | None = None, device=None) -> torch.Tensor:
     """MT3 encoder inputs for segments [start, stop) of 1-D 16 kHz `audio` (numpy or torch):

@@ -215,7 +215,7 @@ class DecodeOptions:
         if EOS in self.suppress_tokens: bad('suppress_tokens must not hold EOS (1): no segment could end')
         if self.method != 'sample':
             given = [k for k, d in (('temperature', 1.0), ('top_k', None), ('top_p', None), ('seed', None)) if getattr(self, k) != d]
-            if given: bad(f'{", ".join(given)} only apply to method "sample", not {self.method!r}')
+            if given: bad(f'{", ".join(given)} only appl{"ies" if len(given) == 1 else "y"} to method "sample", not {self.method!r}')
 
 # %% ../nbs/04_generate.ipynb #g003
 @torch.inference_mode()

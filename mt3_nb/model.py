@@ -10,7 +10,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
-from .utils import get_device
 
 # %% auto #0
 __all__ = ['MT3Config', 'sinusoids', 'linear', 'fuse', 'RMSNorm', 'MLP', 'Attention', 'KVCache', 'EncoderLayer', 'Encoder',
@@ -250,16 +249,3 @@ class MT3(nn.Module):
     @property
     def device(self) -> torch.device: return self.decoder.logits_dense.weight.device
 
-    @classmethod
-    def from_pretrained(cls, path=None, device=None, dtype: torch.dtype = torch.float32) -> 'MT3':
-        "Load MT3 from a T5X checkpoint dir or .safetensors file (`mt3_nb.checkpoint.load_checkpoint`), in eval mode."
-        from mt3_nb.checkpoint import load_checkpoint
-        state, config = load_checkpoint(path)
-        cfg = MT3Config(**config)
-        with torch.device('meta'): model = cls(cfg)
-        model.load_state_dict(state, strict=True, assign=True)
-        for m in (model.encoder, model.decoder): m.positions = sinusoids(cfg.max_len, cfg.d_model)
-        params = dict(model.named_parameters())
-        left = [n for n, p in params.items() if p.is_meta or n not in state]
-        if left or len(params) != len(state): raise RuntimeError(f'parameters not loaded from {path}: {left}')
-        return model.to(device=get_device(device), dtype=dtype).eval().requires_grad_(False)

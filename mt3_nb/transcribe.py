@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_transcribe.ipynb #c003
 from __future__ import annotations
-import time, importlib.resources
+import os, time, importlib.resources
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -14,46 +14,46 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .frontend import load_audio, source_name, log_mel, num_segments, segment_start_times, SAMPLE_RATE
-from .codec import Note, NoteDecoder, floor_start_times, notes_to_midi, write_midi
+from .frontend import AudioStream, source_name, log_mel, num_segments, segment_batches, SAMPLE_RATE
+from .codec import (Note, NoteDecoder, floor_start_times, segment_start_times, sort_notes, notes_to_midi,
+                          write_midi, written_by_mt3_nb)
 from .model import MT3
-from .generate import DecodeOptions, generate, decode_stream
-from .utils import get_device, error_line
+from .checkpoint import load_model, resolve_dtype
+from .generate import DecodeOptions, generate
+from .utils import get_device, error_line, make_folder, check_writable, release_memory
 
 # %% auto #0
-__all__ = ['AUDIO_EXTENSIONS', 'resolve_dtype', 'load_model', 'Transcription', 'transcribe', 'find_audio', 'BatchReport',
-           'failure_line', 'transcribe_batch', 'example_path', 'example_truth_path']
+__all__ = ['AUDIO_EXTENSIONS', 'MIDI_SUFFIXES', 'check_model', 'plural', 'Transcription', 'decode_options', 'transcribe',
+           'find_audio', 'BatchReport', 'failure_line', 'plan_outputs', 'transcribe_batch', 'example_path',
+           'example_truth_path']
 
 # %% ../nbs/05_transcribe.ipynb #c006
-_DTYPES = {'float32': torch.float32, 'fp32': torch.float32, 'bfloat16': torch.bfloat16, 'bf16': torch.bfloat16,
-           'float16': torch.float16, 'fp16': torch.float16}
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
 
-def resolve_dtype(dtype, device: torch.device) -> torch.dtype:
-    "A torch dtype from a name or dtype; half precision only on a GPU."
-    if dtype is None: return torch.float32
-    if isinstance(dtype, str):
-        if dtype not in _DTYPES: raise ValueError(f'unknown dtype {dtype!r}: use one of float32, bfloat16, float16')
-        dtype = _DTYPES[dtype]
-    if dtype != torch.float32 and device.type != 'cuda':
-        raise ValueError(f'{dtype} is only supported on a CUDA GPU; the CPU runs float32')
-    return dtype
-
-@lru_cache(maxsize=2)
-def _load_model(checkpoint, device: str, dtype: torch.dtype) -> MT3:
-    return MT3.from_pretrained(checkpoint, device=device, dtype=dtype)
-
-def load_model(checkpoint=None, device=None, dtype=None) -> MT3:
-    "The MT3 model from `checkpoint` (T5X folder, .safetensors, or the default), cached across calls."
-    device = get_device(device)
-    dtype = resolve_dtype(dtype, device)
-    if checkpoint is not None: checkpoint = str(Path(checkpoint).expanduser().resolve())
-    return _load_model(checkpoint, str(device), dtype)
+# %% ../nbs/05_transcribe.ipynb #c006a
+def check_model(model: MT3, # the model given
+                checkpoint=None, # a checkpoint given with it: always a conflict
+                device=None, # a device given with it: must be the model's
+                dtype=None, # a dtype given with it: must be the model's
+               ) -> MT3:
+    "`model`, after checking that the other arguments agree with it (one-line `ValueError` otherwise)."
+    if checkpoint is not None: raise ValueError(f'give a model or a checkpoint, not both (checkpoint={str(checkpoint)!r})')
+    if device is not None and not _same_device(get_device(device), model.device):
+        raise ValueError(f'the model is on {model.device}, not on the device asked for ({device})')
+    mdt = model.decoder.logits_dense.weight.dtype
+    if dtype is not None and resolve_dtype(dtype, model.device) != mdt:
+        raise ValueError(f'the model is {str(mdt).replace("torch.", "")}, not the dtype asked for ({dtype})')
+    return model
 
 # %% ../nbs/05_transcribe.ipynb #c008
+def plural(n: int, word: str) -> str: return f'{n} {word}' + ('' if n == 1 else 's')
+
+# %% ../nbs/05_transcribe.ipynb #c008a
 @dataclass
 class Transcription:
     "What `transcribe` returns: the notes, the original's event counters, the tokens and timings."
-    notes: list[Note]
+    notes: list[Note]             # in time order (`sort_notes`)
     invalid_events: int           # tokens the decoder could not apply (the original counts them too)
     dropped_events: int           # events past the next segment's start, dropped as the original does
     duration: float               # seconds of audio
@@ -82,16 +82,25 @@ class Transcription:
         return Path(path)
 
     def __repr__(self):
-        return (f'Transcription({self.source!r}: {len(self.notes)} notes, {len(self.programs)} instruments, '
+        return (f'Transcription({self.source!r}: {plural(len(self.notes), "note")}, {plural(len(self.programs), "instrument")}, '
                 f'{self.duration:.1f} s of audio in {self.timings.get("total", float("nan")):.2f} s, '
                 f'{self.invalid_events} invalid / {self.dropped_events} dropped events)')
 
+# %% ../nbs/05_transcribe.ipynb #t001
+def decode_options(opts: DecodeOptions | None = None, # the options, or None for the defaults
+                   **decode_kw, # fields of `DecodeOptions` that replace those of `opts`
+                  ) -> DecodeOptions:
+    "The `DecodeOptions` a caller means: `opts` with `decode_kw` replaced (so `transcribe(x, method='greedy')` works)."
+    if opts is None: return DecodeOptions(**decode_kw)
+    if not isinstance(opts, DecodeOptions): raise TypeError(f'opts must be a DecodeOptions, got {type(opts).__name__}')
+    return replace(opts, **decode_kw) if decode_kw else opts
+
 # %% ../nbs/05_transcribe.ipynb #c010
 def transcribe(source, # a path, the bytes of an audio file, or a sample array at `sr` Hz
-               opts: DecodeOptions | None = None, # how to decode (default: the original's beam-1, 64 segments a batch)
                checkpoint=None, # T5X folder or .safetensors for `load_model` (default: $MT3_CHECKPOINT or the download)
                device=None, # where to run (default: CUDA when present)
                dtype=None, # float32 (default), or bfloat16/float16 on a GPU
+               opts: DecodeOptions | None = None, # how to decode (default: the original's beam-1, 64 segments a batch)
                progress: bool | None = None, # show a progress bar (default: on long audio)
                model: MT3 | None = None, # a loaded model, instead of checkpoint/device/dtype
                sr: int = SAMPLE_RATE, # the rate of an array `source` (mono, or channels along the shorter axis)
@@ -100,47 +109,49 @@ def transcribe(source, # a path, the bytes of an audio file, or a sample array a
                **decode_kw, # fields of `DecodeOptions`, replacing those of `opts`
               ) -> Transcription:
     "Transcribe `source` to notes with MT3."
-    opts = DecodeOptions(**decode_kw) if opts is None else replace(opts, **decode_kw)
+    opts = decode_options(opts, **decode_kw)
+    if model is not None: check_model(model, checkpoint, device, dtype)
     t0 = time.perf_counter()
     name = source_name(source, name)
     is_array = isinstance(source, np.ndarray) or torch.is_tensor(source)
-    audio = load_audio(source, source_sr=sr if is_array else None, name=name)
-    t_load = time.perf_counter()
+    stream = AudioStream(source, source_sr=sr if is_array else None, name=name)      # opened and checked here
+    t_open = time.perf_counter()
     if model is None: model = load_model(checkpoint, device, dtype)
     t_model = time.perf_counter()
-    dev, bs = next(model.parameters()).device, opts.batch_size
-    n_seg = num_segments(len(audio))
-    starts = floor_start_times(segment_start_times(len(audio)))
-    dec, tokens = NoteDecoder(), []
-    t_front = t_dec = 0.0
-    show = progress if progress is not None else n_seg > 2 * bs
-    def chunks():                                                  # log-mel of bs segments at a time, when asked for
-        nonlocal t_front
-        for i in range(0, n_seg, bs):
-            a = time.perf_counter(); mel = log_mel(audio, i, min(i + bs, n_seg), device=dev)
-            t_front += time.perf_counter() - a
-            yield i, mel
-    if generate_fn is generate:                                    # the engine: rows refilled across the whole file
-        stream = decode_stream(model, ((i + k, m) for i, mel in chunks() for k, m in enumerate(mel)), opts)
-    else: stream = ((i + k, t, None) for i, mel in chunks() for k, t in enumerate(generate_fn(model, mel, opts, first=i)))
-    t_gen0, done = time.perf_counter(), {}
-    with tqdm(total=n_seg, desc=Path(name).name if name[0] != '<' else name, unit='seg', disable=not show) as bar:
-        for s, ids, _ in stream:                                   # segments finish out of order: note them in order
-            done[s] = ids
-            c = time.perf_counter()
-            while len(tokens) in done:
-                k = len(tokens)
-                dec.add_segment(done[k], starts[k], starts[k + 1] if k + 1 < n_seg else None)
-                tokens.append(done.pop(k)); bar.update(1)
-            t_dec += time.perf_counter() - c
-    t_gen = time.perf_counter() - t_gen0 - t_front - t_dec
+    dev, bs = model.device, opts.batch_size
+    dec, tokens, n_samples = NoteDecoder(), [], 0
+    t_front = t_gen = t_dec = 0.0
+    est = num_segments(stream.samples) if stream.samples else None
+    show = progress if progress is not None else (est or 0) > 2 * bs
+    pieces = segment_batches(stream, bs)
+    with tqdm(total=est, desc=Path(name).name if name[0] != '<' else name, unit='seg', disable=not show) as bar:
+        while True:
+            a = time.perf_counter()
+            if (piece := next(pieces, None)) is None: break
+            first, x, last = piece
+            n_samples += len(x)
+            n = num_segments(len(x)) if last else bs                    # the last piece may hold one more
+            starts = floor_start_times(segment_start_times(first + n + 1))
+            if last: bar.total = first + n
+            for i in range(0, n, bs):
+                mel = log_mel(x, i, min(i + bs, n), device=dev)
+                b = time.perf_counter()
+                ids = generate_fn(model, mel, opts, first=first + i)
+                c = time.perf_counter()
+                for s, seg in enumerate(ids, first + i):
+                    dec.add_segment(seg, starts[s], None if s == first + n - 1 and last else starts[s + 1])
+                tokens.extend(ids)
+                t_front, t_gen, t_dec = t_front + b - a, t_gen + c - b, t_dec + time.perf_counter() - c
+                bar.update(len(ids))
+                release_memory()                                    # keeps the footprint that of one batch
+                a = time.perf_counter()
     res = dec.finish()
     t1 = time.perf_counter()
-    timings = dict(load=t_load - t0, model_load=t_model - t_load, frontend=t_front, generate=t_gen,
-                   decode=t_dec, total=t1 - t0 - (t_model - t_load))
-    return Transcription(notes=res.notes, invalid_events=res.invalid_events, dropped_events=res.dropped_events,
-                         duration=len(audio) / SAMPLE_RATE, tokens=tokens, start_times=starts,
-                         timings=timings, source=name)
+    timings = dict(load=t_open - t0, model_load=t_model - t_open, frontend=t_front, generate=t_gen,
+                   decode=t_dec, total=t1 - t0 - (t_model - t_open))
+    return Transcription(notes=sort_notes(res.notes), invalid_events=res.invalid_events, dropped_events=res.dropped_events,
+                         duration=n_samples / SAMPLE_RATE, tokens=tokens,
+                         start_times=floor_start_times(segment_start_times(len(tokens))), timings=timings, source=name)
 
 # %% ../nbs/05_transcribe.ipynb #c012
 AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.oga', '.mp3', '.m4a', '.aac', '.mp4', '.opus', '.aif', '.aiff', '.wma', '.webm')
@@ -153,50 +164,75 @@ def find_audio(inputs: Sequence) -> list[Path]:
         else: out.append(p)
     return out
 
+# %% ../nbs/05_transcribe.ipynb #c012a
 @dataclass
 class BatchReport:
-    "What `transcribe_batch` did: outputs written, inputs skipped (output exists), failures with reasons."
+    "What `transcribe_batch` did: outputs written, inputs skipped (with why), failures with reasons."
     written: list = field(default_factory=list)   # (input, output, Transcription)
-    skipped: list = field(default_factory=list)   # (input, output)
+    skipped: list = field(default_factory=list)   # (input, output, why)
     failed: list = field(default_factory=list)    # (input, one-line reason)
 
     @property
     def ok(self) -> bool: return not self.failed
 
     def summary(self) -> str:
-        lines = [f'{len(self.written)} written, {len(self.skipped)} skipped (output exists), {len(self.failed)} failed']
+        lines = [f'{len(self.written)} written, {len(self.skipped)} skipped, {len(self.failed)} failed']
         return '\n'.join(lines + [failure_line(i, r) for i, r in self.failed])
 
+# %% ../nbs/05_transcribe.ipynb #c012b
 def failure_line(path, reason: str) -> str:
     "`FAILED <path>: <reason>`, without repeating the path when the reason already starts with it."
     return f'FAILED {reason}' if reason.startswith(str(path)) else f'FAILED {path}: {reason}'
 
-def transcribe_batch(inputs: Sequence, out_dir=None, overwrite: bool = False, checkpoint=None, device=None,
-                     dtype=None, opts: DecodeOptions | None = None, progress: bool = True, log=print,
-                     **decode_kw) -> BatchReport:
-    """Transcribe files/folders in `inputs` to `.mid` files in `out_dir` (default: beside each input).
-    A file that fails is reported and the batch goes on; a model that cannot be loaded stops it (raises)."""
-    opts = DecodeOptions(**decode_kw) if opts is None else replace(opts, **decode_kw)
+# %% ../nbs/05_transcribe.ipynb #c012c
+MIDI_SUFFIXES = ('.mid', '.midi')
+
+def plan_outputs(files: Sequence[Path], # the input files
+                 output=None, # a folder (default: beside each input), or a .mid/.midi file for one input
+                ) -> list[Path]:
+    "The output file of each input."
+    if output is not None and Path(output).suffix.lower() in MIDI_SUFFIXES:
+        if len(files) != 1:
+            raise ValueError(f'{output}: names one MIDI file, but there are {len(files)} inputs; give a folder')
+        return [Path(output)]
+    return [(Path(output) if output is not None else f.parent) / (f.stem + '.mid') for f in files]
+
+# %% ../nbs/05_transcribe.ipynb #c012d
+def transcribe_batch(inputs: Sequence, # audio files and folders (searched recursively)
+                     output=None, # a folder (default: beside each input), or a .mid/.midi file for one input
+                     overwrite: bool = False, # replace existing outputs, if mt3_nb wrote them
+                     checkpoint=None, device=None, dtype=None, # what `load_model` loads
+                     opts: DecodeOptions | None = None, # how to decode
+                     progress: bool = True, # progress bars
+                     log=print, # called with one line per output written or input failed, as it happens
+                     **decode_kw, # fields of `DecodeOptions`, replacing those of `opts`
+                    ) -> BatchReport:
+    "Transcribe files to MIDI; a bad file is reported and the batch goes on; a model that cannot load stops it."
+    opts = decode_options(opts, **decode_kw)
     rep, claimed, todo = BatchReport(), {}, []
-    if out_dir is not None: Path(out_dir).mkdir(parents=True, exist_ok=True)
-    for f in find_audio(inputs):
-        out = (Path(out_dir) if out_dir is not None else f.parent) / (f.stem + '.mid')
+    def fail(f, reason):
+        rep.failed.append((f, reason))
+        if log: log(failure_line(f, reason))
+    files = find_audio(inputs)
+    for f, out in zip(files, plan_outputs(files, output)):
         key = out.resolve()
-        if key in claimed: rep.failed.append((f, f'its output {out} would overwrite the one from {claimed[key]}'))
-        elif out.exists() and not overwrite: rep.skipped.append((f, out))
+        if key in claimed: fail(f, f'not transcribed: its output {out} would overwrite the one from {claimed[key]}')
+        elif out.exists() and not overwrite: rep.skipped.append((f, out, 'exists (use --overwrite)'))
+        elif out.exists() and not written_by_mt3_nb(out):
+            rep.skipped.append((f, out, 'exists and was not written by mt3_nb: never replaced'))
         else: todo.append((f, out))
         claimed.setdefault(key, f)
+    for folder in dict.fromkeys(out.parent for _, out in todo): check_writable(make_folder(folder))
     model = load_model(checkpoint, device, dtype) if todo else None
     for f, out in tqdm(todo, desc='files', unit='file', disable=not progress or len(todo) < 2):
         try:
-            t = transcribe(f, opts, model=model, progress=progress)
+            t = transcribe(f, opts=opts, model=model, progress=progress)
             t.write_midi(out)
         except Exception as e:  # one bad file must not stop the batch
-            rep.failed.append((f, error_line(e)))
-            if log: log(failure_line(f, error_line(e)))
-            continue
+            fail(f, error_line(e)); continue
         rep.written.append((f, out, t))
-        if log: log(f'wrote {out} ({len(t.notes)} notes, {len(t.programs)} instruments, {t.duration:.1f} s audio, RTF {t.rtf:.3f})')
+        if log: log(f'wrote {out} ({plural(len(t.notes), "note")}, {plural(len(t.programs), "instrument")}, '
+                    f'{t.duration:.1f} s audio, RTF {t.rtf:.3f})')
     return rep
 
 # %% ../nbs/05_transcribe.ipynb #c014
@@ -204,6 +240,7 @@ def example_path() -> Path:
     "The bundled example clip (15 s, piano, bass, guitars, strings, synth and drums)."
     return Path(str(importlib.resources.files('mt3_nb') / 'examples' / 'slakh_track01876_10s-25s.flac'))
 
+# %% ../nbs/05_transcribe.ipynb #c014a
 def example_truth_path() -> Path:
     "Ground-truth notes of the bundled example (CSV: onset_s, offset_s, pitch_midi, velocity, program, is_drum)."
     return example_path().with_suffix('.notes.csv')

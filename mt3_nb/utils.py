@@ -4,13 +4,16 @@
 
 # %% ../nbs/00a_utils.ipynb #u003
 from __future__ import annotations
-import contextlib, json, os, tempfile
+import contextlib, ctypes, ctypes.util, json, os, platform, tempfile
+from functools import lru_cache
 from pathlib import Path
 import numpy as np
 import torch
+import mt3_nb
 
 # %% auto #0
-__all__ = ['atomic_write', 'write_json', 'get_device', 'error_line']
+__all__ = ['atomic_write', 'make_folder', 'check_writable', 'write_json', 'get_device', 'error_line', 'machine_info',
+           'release_memory']
 
 # %% ../nbs/00a_utils.ipynb #u006
 def atomic_write(path: str | os.PathLike, # the file to write
@@ -20,7 +23,8 @@ def atomic_write(path: str | os.PathLike, # the file to write
     "Write `path` through a temporary file in the same folder renamed into place; the file gets the usual permissions."
     path = Path(path)
     if not path.parent.is_dir(): raise FileNotFoundError(f'{path}: folder does not exist ({path.parent})')
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp' + suffix)
+    try: fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp' + suffix)
+    except OSError as e: raise type(e)(f'{path}: cannot write in {path.parent} ({e.strerror or e})') from None
     os.close(fd)
     try:
         write(tmp)
@@ -32,17 +36,40 @@ def atomic_write(path: str | os.PathLike, # the file to write
         raise
     return path
 
+# %% ../nbs/00a_utils.ipynb #u021
+def make_folder(path: str | os.PathLike, # the folder to create, with its parents, unless it exists
+               ) -> Path:
+    "`path` as an existing folder; a one-line `OSError` naming it when it cannot be one."
+    path = Path(path)
+    try: path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in [path, *path.parents] if p.exists() and not p.is_dir()), path)
+        raise NotADirectoryError(f'{path}: cannot be a folder: {blocker} is a file') from None
+    except OSError as e: raise type(e)(f'{path}: cannot create the folder ({e.strerror or e})') from None
+    return path
+
+# %% ../nbs/00a_utils.ipynb #u021a
+def check_writable(folder: str | os.PathLike, # an existing folder
+                  ) -> Path:
+    "`folder`, after checking that a file can be created in it (a read-only mount, no permission: a one-line `OSError`)."
+    folder = Path(folder)
+    try:
+        with tempfile.TemporaryFile(dir=folder): pass
+    except OSError as e: raise type(e)(f'{folder}: cannot write in this folder ({e.strerror or e})') from None
+    return folder
+
 # %% ../nbs/00a_utils.ipynb #u010
 def _json_default(o):
     if isinstance(o, np.generic): return o.item()
     if isinstance(o, Path): return str(o)
     raise TypeError(f'{type(o).__name__} is not JSON serializable')
 
+# %% ../nbs/00a_utils.ipynb #u010a
 def write_json(path: str | os.PathLike, # the file to write; its folder is created
                obj, # anything `json` writes, plus numpy scalars and paths
               ) -> Path:
     "Write `obj` as indented JSON to `path`, atomically."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path); make_folder(path.parent)
     text = json.dumps(obj, indent=1, default=_json_default)
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
@@ -59,3 +86,35 @@ def error_line(e: BaseException, # the exception to show
     msg, kind = ' '.join(str(e).split()), type(e).__name__
     if isinstance(e, (ValueError, OSError)): return msg or kind
     return f'{kind}: {msg}' if msg else kind
+
+# %% ../nbs/00a_utils.ipynb #u031
+def _cpu_model() -> str:
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.lower().startswith('model name'): return line.split(':', 1)[1].strip()
+    except OSError: pass
+    return platform.processor() or platform.machine()
+
+# %% ../nbs/00a_utils.ipynb #u031a
+def machine_info() -> dict:
+    "The machine and the library versions, for a benchmark record."
+    try: usable = len(os.sched_getaffinity(0))
+    except AttributeError: usable = os.cpu_count()
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    return dict(cpu=_cpu_model(), cores=os.cpu_count(), usable_cores=usable, torch_threads=torch.get_num_threads(),
+                gpu=gpu, platform=platform.platform(),
+                versions=dict(python=platform.python_version(), torch=torch.__version__, numpy=np.__version__,
+                              mt3_nb=mt3_nb.__version__))
+
+# %% ../nbs/00a_utils.ipynb #u041
+@lru_cache(None)
+def _libc():
+    try: lib = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
+    except OSError: return None
+    return lib if hasattr(lib, 'malloc_trim') else None
+
+def release_memory() -> bool:
+    "Hand memory the process freed back to the system (glibc `malloc_trim`); whether that was possible here."
+    lib = _libc()
+    return bool(lib is not None and lib.malloc_trim(0) is not None)
