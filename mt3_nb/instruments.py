@@ -15,8 +15,8 @@ import torch
 from .codec import Note, MT3_CODEC, Codec
 
 # %% auto #0
-__all__ = ['FAMILIES', 'instrument_set', 'instrument_scores', 'sounding_with', 'core_programs', 'consolidate', 'Instruments',
-           'parse_instruments', 'forbidden_tokens', 'restrict_programs']
+__all__ = ['FAMILIES', 'instrument_set', 'instrument_scores', 'sounding_with', 'core_programs', 'alternations', 'consolidate',
+           'Instruments', 'parse_instruments', 'forbidden_tokens', 'restrict_programs']
 
 # %% ../nbs/10_instruments.ipynb #i006
 def instrument_set(notes: Iterable[Note]) -> set:
@@ -87,12 +87,39 @@ def _drum_bleed(notes: list[Note], share: float, max_notes: int, tol: float) -> 
             and all(np.abs(drums - notes[j].start).min() <= tol for j in t) for i in t}
 
 # %% ../nbs/10_instruments.ipynb #i021
+def alternations(a: Sequence[Note], b: Sequence[Note], seg: float = 2.048) -> int:
+    "How many runs the segments where only `a` or only `b` plays form (0 when neither plays alone)."
+    sa, sb = {int(n.start // seg) for n in a}, {int(n.start // seg) for n in b}
+    lab = [k in sa for k in sorted(sa ^ sb)]
+    return 1 + sum(x != y for x, y in zip(lab, lab[1:])) if lab else 0
+
+# %% ../nbs/10_instruments.ipynb #i023
+def _turn_pair(tracks: dict, sound: float, sound_x: float, fit: float, runs: int, runs_x: int):
+    "The pair (smaller, larger) of tracks that take turns most clearly, or None."
+    best = None
+    by_size = sorted(tracks, key=lambda p: (len(tracks[p]), p))
+    for i, a in enumerate(by_size):
+        A = tracks[a]; ap = np.array([n.pitch for n in A])
+        for b in by_size[i + 1:]:
+            B, fam = tracks[b], a // 8 == b // 8
+            m = max(sounding_with(A, B), sounding_with(B, A))
+            if m >= (sound if fam else sound_x) or alternations(A, B) < (runs if fam else runs_x): continue
+            lo, hi = np.percentile([n.pitch for n in B], (5, 95))
+            share = float(np.mean((ap >= lo) & (ap <= hi)))
+            if share < fit: continue
+            key = (not fam, m, -share)
+            if best is None or key < best[0]: best = (key, a, b)
+    return best and best[1:]
+
+# %% ../nbs/10_instruments.ipynb #i025
 def consolidate(notes: Iterable[Note], # a whole file's notes, e.g. `Transcription.notes`
                 min_sound: float = 0.25, # a track is another instrument when this share of its notes sound with the core
                 in_span: float = 0.8, # a substitute's notes must lie inside the core's time span this often
                 sigma: float = 2.0, # semitones: width of the pitch vote that gives a substitute's note to a core track
                 dominance: float = 10.0, # a co-sounding track joins one with this many times its notes...
                 fit: float = 0.9, # ...when this share of its pitches lies in that track's 5-95 % range
+                turn_sound: float = 0.4, turn_sound_x: float = 0.25, # taking turns: most overlap, same / other family
+                turn_fit: float = 0.6, turn_runs: int = 2, turn_runs_x: int = 4, # pitch share; alternations needed
                 bleed_share: float = 0.05, bleed_notes: int = 4, bleed_tol: float = 0.05, # drum bleed (above)
                ) -> list[Note]:
     "The notes with programs made consistent across the file: one program per instrument heard."
@@ -105,6 +132,8 @@ def consolidate(notes: Iterable[Note], # a whole file's notes, e.g. `Transcripti
     if len(tracks) < 2: return notes
     prog = {i: p for p, idx in tracks.items() for i in idx}
     get = lambda idx: [notes[i] for i in idx]
+    def move(src, dst):
+        for i in tracks.pop(src): prog[i] = dst; tracks[dst].append(i)
     core = core_programs({p: get(idx) for p, idx in tracks.items()}, min_sound)
     pool = [notes[i] for p in core for i in tracks[p]]
     t0, t1 = min(n.start for n in pool), max(n.end for n in pool)
@@ -112,18 +141,20 @@ def consolidate(notes: Iterable[Note], # a whole file's notes, e.g. `Transcripti
     for p in [p for p in tracks if p not in core]:
         if np.mean([t0 <= notes[i].start <= t1 for i in tracks[p]]) < in_span: continue
         for i in tracks.pop(p): prog[i] = _vote(notes[i].pitch, pitches, sigma); tracks[prog[i]].append(i)
-    merged = True
-    while merged and len(tracks) > 1:
-        merged = False
+    while len(tracks) > 1:
         for m in sorted(tracks, key=lambda p: (len(tracks[p]), p)):
-            others = {h: get(idx) for h, idx in tracks.items() if h != m}
-            h = _host([notes[i]._replace(program=m) for i in tracks[m]], others, dominance, fit)
-            if h is None: continue
-            for i in tracks.pop(m): prog[i] = h; tracks[h].append(i)
-            merged = True; break
+            h = _host([notes[i]._replace(program=m) for i in tracks[m]],
+                      {h: get(idx) for h, idx in tracks.items() if h != m}, dominance, fit)
+            if h is not None: move(m, h); break
+        else: break
+    while len(tracks) > 1:
+        pair = _turn_pair({p: [notes[i]._replace(program=p) for i in idx] for p, idx in tracks.items()},
+                          turn_sound, turn_sound_x, turn_fit, turn_runs, turn_runs_x)
+        if pair is None: break
+        move(*pair)
     return [n._replace(program=prog[i]) if i in prog else n for i, n in enumerate(notes)]
 
-# %% ../nbs/10_instruments.ipynb #i033
+# %% ../nbs/10_instruments.ipynb #i039
 FAMILIES = {name.lower(): range(8 * i, 8 * i + 8) for i, name in enumerate(pretty_midi.constants.INSTRUMENT_CLASSES)}
 _GM_NAMES = {name.lower(): p for p, name in enumerate(pretty_midi.constants.INSTRUMENT_MAP)}
 _ALIASES = {'horn': [60], 'sax': range(64, 68), 'saxophone': range(64, 68), 'voice': [52, 53, 54], 'vocals': [52, 53, 54]}
@@ -157,7 +188,7 @@ def parse_instruments(spec: str | Iterable, # e.g. 'piano,bass,drums' or ['violi
     if not programs and not drums: raise ValueError(f'no instruments named in {spec!r}')
     return Instruments(frozenset(programs), drums)
 
-# %% ../nbs/10_instruments.ipynb #i037
+# %% ../nbs/10_instruments.ipynb #i043
 def forbidden_tokens(instruments: Instruments, # what may be emitted
                      vocab_size: int = 1536, # the model's logits width
                      codec: Codec = MT3_CODEC,
@@ -171,7 +202,7 @@ def forbidden_tokens(instruments: Instruments, # what may be emitted
     if not instruments.programs: lo, hi = codec.token_range('pitch'); mask[lo:hi + 1] = True
     return mask
 
-# %% ../nbs/10_instruments.ipynb #i039
+# %% ../nbs/10_instruments.ipynb #i045
 def restrict_programs(generate_fn, # the decoder: `generate`, or one with its signature
                       forbidden: torch.Tensor, # from `forbidden_tokens`
                      ):
