@@ -16,7 +16,7 @@ from .codec import Note, MT3_CODEC, Codec
 
 # %% auto #0
 __all__ = ['FAMILIES', 'instrument_set', 'instrument_scores', 'sounding_with', 'core_programs', 'alternations', 'consolidate',
-           'Instruments', 'parse_instruments', 'forbidden_tokens', 'restrict_programs']
+           'Instruments', 'parse_instruments', 'forbidden_tokens', 'restrict_programs', 'conform_programs']
 
 # %% ../nbs/10_instruments.ipynb #i006
 def instrument_set(notes: Iterable[Note]) -> set:
@@ -214,3 +214,19 @@ def restrict_programs(generate_fn, # the decoder: `generate`, or one with its si
         try: return generate_fn(model, *args, **kw)
         finally: hook.remove()
     return gen
+
+# %% ../nbs/10_instruments.ipynb #i047
+def conform_programs(notes: Iterable[Note], # decoded notes
+                     instruments: Instruments, # what was allowed
+                    ) -> list[Note]:
+    "The notes with every pitched note on an allowed program (drum notes are left as they are)."
+    notes, allowed = list(notes), instruments.programs
+    if not allowed: return [n for n in notes if n.is_drum]
+    use = defaultdict(int)
+    for n in notes:
+        if not n.is_drum and n.program in allowed: use[n.program] += 1
+    def pick(p):
+        fam = [q for q in allowed if q // 8 == p // 8]
+        pool = fam or sorted(allowed)
+        return max(pool, key=lambda q: (use[q], -q))
+    return [n if n.is_drum or n.program in allowed else n._replace(program=pick(n.program)) for n in notes]
