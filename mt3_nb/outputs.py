@@ -11,12 +11,13 @@ from typing import Iterable, Sequence
 import numpy as np
 import pretty_midi
 
-from .codec import Note, notes_to_midi, track_name
+from .codec import Note, notes_to_midi, track_name, write_midi
 from .utils import atomic_write
 
 # %% auto #0
-__all__ = ['SCHEMA', 'CSV_FIELDS', 'FPS', 'note_rows', 'write_csv', 'notes_json', 'write_json', 'estimate_tempo', 'quantize',
-           'merge_fragments', 'score_midi', 'write_score_midi']
+__all__ = ['SCHEMA', 'CSV_FIELDS', 'FPS', 'FORMATS', 'note_rows', 'write_csv', 'notes_json', 'write_json', 'estimate_tempo',
+           'quantize', 'merge_fragments', 'score_midi', 'write_score_midi', 'parse_formats', 'output_paths',
+           'write_outputs']
 
 # %% ../nbs/11_outputs.ipynb #o006
 SCHEMA = 'mt3_nb.notes/1'
@@ -138,3 +139,47 @@ def write_score_midi(notes: Iterable[Note], path, **kw) -> Path:
     "Write `score_midi(notes, **kw)` atomically; returns the path."
     pm = score_midi(notes, **kw)[0]
     return atomic_write(path, pm.write)
+
+# %% ../nbs/11_outputs.ipynb #o025
+FORMATS = ('mid', 'csv', 'json')
+
+def parse_formats(spec: str | Sequence[str]) -> tuple[str, ...]:
+    "Output formats from 'mid,csv,json' or a list; an unknown one raises a `ValueError` naming it."
+    items = [s.strip().lower().lstrip('.') for s in (spec.split(',') if isinstance(spec, str) else spec)]
+    items = ['mid' if s == 'midi' else s for s in items if s]
+    bad = [s for s in items if s not in FORMATS]
+    if bad: raise ValueError(f'unknown output format {bad[0]!r}: use {", ".join(FORMATS)}')
+    if not items: raise ValueError('no output format given: use mid, csv or json')
+    return tuple(dict.fromkeys(items))
+
+def output_paths(stem: str | os.PathLike, # the path without extension, e.g. out/song
+                 formats: Sequence[str] = ('mid',)) -> list[Path]:
+    "The files `write_outputs` writes for `stem`."
+    stem = Path(stem)
+    return [stem.with_name(f'{stem.name}.{f}') for f in formats]
+
+def write_outputs(notes: Iterable[Note], # the transcription's notes
+                  stem: str | os.PathLike, # the path without extension
+                  formats: Sequence[str] = ('mid',), # any of 'mid', 'csv', 'json'
+                  source: str | None = None, # recorded in the JSON
+                  tempo: float | str | None = None, # MIDI tempo: a BPM, 'auto' (estimated), or None (the faithful file)
+                  quantize: int | None = None, # MIDI grid steps per beat (implies tempo 'auto' when no tempo is given)
+                  merge: bool = False, # merge fragmented notes (all formats)
+                 ) -> list[Path]:
+    "Write the notes in each format, atomically; returns the paths written."
+    notes, formats = list(notes), parse_formats(formats)
+    if merge: notes = merge_fragments(notes)
+    score = tempo is not None or quantize is not None
+    if tempo is not None and tempo != 'auto' and not float(tempo) > 0: raise ValueError(f'tempo must be > 0 BPM, got {tempo!r}')
+    if quantize is not None and (int(quantize) != quantize or quantize < 1):
+        raise ValueError(f'quantize must be a whole number of grid steps per beat >= 1, got {quantize!r}')
+    bpm = (estimate_tempo(notes) or 120.0 if tempo in (None, 'auto') else float(tempo)) if score else None
+    out = []
+    for f, p in zip(formats, output_paths(stem, formats)):
+        if f == 'mid':
+            if score: write_score_midi(notes, p, tempo=bpm, division=quantize)
+            else: write_midi(notes, p)
+        elif f == 'csv': write_csv(notes, p)
+        else: write_json(notes, p, source=source, tempo=bpm)
+        out.append(p)
+    return out
