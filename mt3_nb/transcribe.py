@@ -19,6 +19,9 @@ from .codec import Note, NoteDecoder, floor_start_times, notes_to_midi, write_mi
 from .model import MT3
 from .generate import DecodeOptions, generate
 from .utils import get_device, error_line
+from .instruments import Instruments, parse_instruments, forbidden_tokens, restrict_programs, conform_programs
+from .instruments import consolidate as consolidate_programs
+from .outputs import parse_formats, output_paths, write_outputs
 
 # %% auto #0
 __all__ = ['AUDIO_EXTENSIONS', 'resolve_dtype', 'load_model', 'Transcription', 'transcribe', 'find_audio', 'BatchReport',
@@ -97,10 +100,13 @@ def transcribe(source, # a path, the bytes of an audio file, or a sample array a
                sr: int = SAMPLE_RATE, # the rate of an array `source` (mono, or channels along the shorter axis)
                name: str | None = None, # how `source` is named in messages
                generate_fn=generate, # `generate_fn(model, mel, opts, first=i)` replaces the decoder (the naive baseline)
+               instruments: str | Sequence | Instruments | None = None, # only these may be decoded, e.g. 'piano,bass,drums'
+               consolidate: bool = False, # one program per instrument across the file (`instruments.consolidate`)
                **decode_kw, # fields of `DecodeOptions`, replacing those of `opts`
               ) -> Transcription:
     "Transcribe `source` to notes with MT3."
     opts = DecodeOptions(**decode_kw) if opts is None else replace(opts, **decode_kw)
+    if instruments is not None and not isinstance(instruments, Instruments): instruments = parse_instruments(instruments)
     t0 = time.perf_counter()
     name = source_name(source, name)
     is_array = isinstance(source, np.ndarray) or torch.is_tensor(source)
@@ -109,6 +115,8 @@ def transcribe(source, # a path, the bytes of an audio file, or a sample array a
     if model is None: model = load_model(checkpoint, device, dtype)
     t_model = time.perf_counter()
     dev, bs = next(model.parameters()).device, opts.batch_size
+    if instruments is not None:
+        generate_fn = restrict_programs(generate_fn, forbidden_tokens(instruments, model.decoder.logits_dense.out_features))
     n_seg = num_segments(len(audio))
     starts = floor_start_times(segment_start_times(len(audio)))
     dec, tokens = NoteDecoder(), []
@@ -129,10 +137,12 @@ def transcribe(source, # a path, the bytes of an audio file, or a sample array a
             t_front, t_gen, t_dec = t_front + b - a, t_gen + c - b, t_dec + time.perf_counter() - c
             bar.update(j - i)
     res = dec.finish()
+    notes = res.notes if instruments is None else conform_programs(res.notes, instruments)
+    if consolidate: notes = consolidate_programs(notes)
     t1 = time.perf_counter()
     timings = dict(load=t_load - t0, model_load=t_model - t_load, frontend=t_front, generate=t_gen,
                    decode=t_dec, total=t1 - t0 - (t_model - t_load))
-    return Transcription(notes=res.notes, invalid_events=res.invalid_events, dropped_events=res.dropped_events,
+    return Transcription(notes=notes, invalid_events=res.invalid_events, dropped_events=res.dropped_events,
                          duration=len(audio) / SAMPLE_RATE, tokens=tokens, start_times=starts,
                          timings=timings, source=name)
 
@@ -167,30 +177,37 @@ def failure_line(path, reason: str) -> str:
 
 def transcribe_batch(inputs: Sequence, out_dir=None, overwrite: bool = False, checkpoint=None, device=None,
                      dtype=None, opts: DecodeOptions | None = None, progress: bool = True, log=print,
+                     formats: str | Sequence[str] = ('mid',), # any of mid, csv, json (`outputs.write_outputs`)
+                     instruments=None, consolidate: bool = False, # as in `transcribe`
+                     tempo: float | str | None = None, quantize: int | None = None, merge: bool = False, # score MIDI options
                      **decode_kw) -> BatchReport:
-    """Transcribe files/folders in `inputs` to `.mid` files in `out_dir` (default: beside each input).
-    A file that fails is reported and the batch goes on; a model that cannot be loaded stops it (raises)."""
+    """Transcribe files/folders in `inputs` to `.mid` (and/or `.csv`, `.json`) files in `out_dir` (default: beside
+    each input). A file that fails is reported and the batch goes on; a model that cannot be loaded stops it (raises)."""
     opts = DecodeOptions(**decode_kw) if opts is None else replace(opts, **decode_kw)
+    formats = parse_formats(formats)
+    if instruments is not None and not isinstance(instruments, Instruments): instruments = parse_instruments(instruments)
     rep, claimed, todo = BatchReport(), {}, []
     if out_dir is not None: Path(out_dir).mkdir(parents=True, exist_ok=True)
     for f in find_audio(inputs):
-        out = (Path(out_dir) if out_dir is not None else f.parent) / (f.stem + '.mid')
-        key = out.resolve()
-        if key in claimed: rep.failed.append((f, f'its output {out} would overwrite the one from {claimed[key]}'))
-        elif out.exists() and not overwrite: rep.skipped.append((f, out))
-        else: todo.append((f, out))
-        claimed.setdefault(key, f)
+        stem = (Path(out_dir) if out_dir is not None else f.parent) / f.stem
+        outs = output_paths(stem, formats)
+        clash = next((o for o in outs if o.resolve() in claimed), None)
+        if clash: rep.failed.append((f, f'its output {clash} would overwrite the one from {claimed[clash.resolve()]}'))
+        elif all(o.exists() for o in outs) and not overwrite: rep.skipped.append((f, outs[0]))
+        else: todo.append((f, stem, outs))
+        for o in outs: claimed.setdefault(o.resolve(), f)
     model = load_model(checkpoint, device, dtype) if todo else None
-    for f, out in tqdm(todo, desc='files', unit='file', disable=not progress or len(todo) < 2):
+    for f, stem, outs in tqdm(todo, desc='files', unit='file', disable=not progress or len(todo) < 2):
         try:
-            t = transcribe(f, opts, model=model, progress=progress)
-            t.write_midi(out)
+            t = transcribe(f, opts, model=model, progress=progress, instruments=instruments, consolidate=consolidate)
+            write_outputs(t.notes, stem, formats, source=str(f), tempo=tempo, quantize=quantize, merge=merge)
         except Exception as e:  # one bad file must not stop the batch
             rep.failed.append((f, error_line(e)))
             if log: log(failure_line(f, error_line(e)))
             continue
-        rep.written.append((f, out, t))
-        if log: log(f'wrote {out} ({len(t.notes)} notes, {len(t.programs)} instruments, {t.duration:.1f} s audio, RTF {t.rtf:.3f})')
+        rep.written.append((f, outs[0], t))
+        if log: log(f'wrote {", ".join(map(str, outs))} ({len(t.notes)} notes, {len(t.programs)} instruments, '
+                    f'{t.duration:.1f} s audio, RTF {t.rtf:.3f})')
     return rep
 
 # %% ../nbs/05_transcribe.ipynb #c014
