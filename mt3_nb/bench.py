@@ -53,8 +53,8 @@ def naive_generate(model: MT3, mel: torch.Tensor, max_tokens: int = 1024) -> lis
         for t in range(max_tokens):
             tok = search.step(model.decoder(toks, enc)[:, -1])
             toks = torch.cat([toks, tok[:, None]], dim=1)
-            if t == max_tokens - 1 or bool(search.done()[0]): break
-        n = int(search.result()[0][0])                       # length incl. EOS, 0 when no EOS was found
+            if t == max_tokens - 1 or bool(search.done(1)[0]): break
+        n = int(search.result([0])[0][0])                       # length incl. EOS, 0 when no EOS was found
         ids = toks[0, 1:].cpu().numpy().astype(np.int32)
         out.append(np.append(ids[:n - 1], np.int32(EOS)) if n > 0 else ids)
     return out
