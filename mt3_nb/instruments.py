@@ -16,7 +16,7 @@ from .codec import Note, MT3_CODEC, Codec
 
 # %% auto #0
 __all__ = ['FAMILIES', 'instrument_set', 'instrument_scores', 'sounding_with', 'core_programs', 'alternations', 'consolidate',
-           'Instruments', 'parse_instruments', 'forbidden_tokens', 'restrict_programs', 'conform_programs']
+           'Instruments', 'parse_instruments', 'forbidden_tokens', 'conform_programs']
 
 # %% ../nbs/10_instruments.ipynb #i006
 def instrument_set(notes: Iterable[Note]) -> set:
@@ -190,32 +190,15 @@ def parse_instruments(spec: str | Iterable, # e.g. 'piano,bass,drums' or ['violi
 
 # %% ../nbs/10_instruments.ipynb #i043
 def forbidden_tokens(instruments: Instruments, # what may be emitted
-                     vocab_size: int = 1536, # the model's logits width
                      codec: Codec = MT3_CODEC,
-                    ) -> torch.Tensor:
-    "Bool mask [vocab_size]: True for the token ids that decoding may not emit."
-    mask = torch.zeros(vocab_size, dtype=torch.bool)
-    lo, _ = codec.token_range('program')
-    for p in range(128):
-        if p not in instruments.programs: mask[lo + p] = True
-    if not instruments.drums: lo, hi = codec.token_range('drum'); mask[lo:hi + 1] = True
-    if not instruments.programs: lo, hi = codec.token_range('pitch'); mask[lo:hi + 1] = True
-    return mask
+                    ) -> tuple[int, ...]:
+    "The token ids that decoding may not emit, sorted (for `DecodeOptions.suppress_tokens`)."
+    ids = [codec.encode('program', p) for p in range(128) if p not in instruments.programs]
+    if not instruments.drums: ids += [codec.encode('drum', p) for p in range(128)]
+    if not instruments.programs: ids += [codec.encode('pitch', p) for p in range(128)]
+    return tuple(sorted(ids))
 
-# %% ../nbs/10_instruments.ipynb #i045
-def restrict_programs(generate_fn, # the decoder: `generate`, or one with its signature
-                      forbidden: torch.Tensor, # from `forbidden_tokens`
-                     ):
-    "A decoder like `generate_fn` whose search never emits a `forbidden` token."
-    def gen(model, *args, **kw):
-        out_proj = model.decoder.logits_dense
-        mask = forbidden.to(out_proj.weight.device)
-        hook = out_proj.register_forward_hook(lambda mod, inp, out: out.masked_fill(mask[:out.shape[-1]], -torch.inf))
-        try: return generate_fn(model, *args, **kw)
-        finally: hook.remove()
-    return gen
-
-# %% ../nbs/10_instruments.ipynb #i047
+# %% ../nbs/10_instruments.ipynb #i046
 def conform_programs(notes: Iterable[Note], # decoded notes
                      instruments: Instruments, # what was allowed
                     ) -> list[Note]:

@@ -19,7 +19,7 @@ from .codec import Note, NoteDecoder, floor_start_times, notes_to_midi, write_mi
 from .model import MT3
 from .generate import DecodeOptions, generate
 from .utils import get_device, error_line
-from .instruments import Instruments, parse_instruments, forbidden_tokens, restrict_programs, conform_programs
+from .instruments import Instruments, parse_instruments, forbidden_tokens, conform_programs
 from .instruments import consolidate as consolidate_programs
 from .outputs import parse_formats, output_paths, write_outputs
 
@@ -106,7 +106,9 @@ def transcribe(source, # a path, the bytes of an audio file, or a sample array a
               ) -> Transcription:
     "Transcribe `source` to notes with MT3."
     opts = DecodeOptions(**decode_kw) if opts is None else replace(opts, **decode_kw)
-    if instruments is not None and not isinstance(instruments, Instruments): instruments = parse_instruments(instruments)
+    if instruments is not None:
+        if not isinstance(instruments, Instruments): instruments = parse_instruments(instruments)
+        opts = replace(opts, suppress_tokens=tuple(sorted(set(opts.suppress_tokens) | set(forbidden_tokens(instruments)))))
     t0 = time.perf_counter()
     name = source_name(source, name)
     is_array = isinstance(source, np.ndarray) or torch.is_tensor(source)
@@ -115,8 +117,6 @@ def transcribe(source, # a path, the bytes of an audio file, or a sample array a
     if model is None: model = load_model(checkpoint, device, dtype)
     t_model = time.perf_counter()
     dev, bs = next(model.parameters()).device, opts.batch_size
-    if instruments is not None:
-        generate_fn = restrict_programs(generate_fn, forbidden_tokens(instruments, model.decoder.logits_dense.out_features))
     n_seg = num_segments(len(audio))
     starts = floor_start_times(segment_start_times(len(audio)))
     dec, tokens = NoteDecoder(), []
