@@ -82,3 +82,9 @@ def checkpoint_dir() -> Path:
     if (local/'checkpoint').is_file(): return local
     from mt3_nb.checkpoint import default_checkpoint
     return default_checkpoint()
+
+
+def use_reference_checkpoint():
+    "Make the reference data's checkpoint the default (`MT3_CHECKPOINT`) when it is there and none is set."
+    local = shared_dir()/'checkpoints'/'mt3'
+    if (local/'checkpoint').is_file(): os.environ.setdefault('MT3_CHECKPOINT', str(local))
