@@ -4,19 +4,19 @@
 
 # %% ../nbs/09_app.ipynb #c003
 from __future__ import annotations
-import base64, html, io, os, re, tempfile, time
+import base64, html, os, re, tempfile, time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 import torch
 import pretty_midi
 import ipywidgets as widgets
-from IPython.display import HTML, display
+from IPython.display import HTML
 
 from .frontend import load_audio, SAMPLE_RATE
-from .codec import Note, notes_to_midi, write_midi, notes_to_csv, track_name
+from .codec import Note, write_midi, notes_to_csv
 from .evaluate import load_notes, score
 from .transcribe import transcribe, load_model, example_path, example_truth_path, Transcription
 from .plotting import inst_key, inst_name, instrument_colors, piano_roll, figure_png
