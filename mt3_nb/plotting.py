@@ -26,20 +26,20 @@ FAMILY_COLORS = ('#1f5fbf',  # 0 piano: blue
                  '#17becf',  # 1 chromatic percussion: cyan
                  '#8e44ad',  # 2 organ: purple
                  '#f07f0e',  # 3 guitar: orange
-                 '#8c564b',  # 4 bass: brown
+                 '#7b4a2e',  # 4 bass: brown
                  '#d62728',  # 5 strings: red
                  '#e377c2',  # 6 ensemble: pink
                  '#c9b80a',  # 7 brass: yellow
                  '#2ca02c',  # 8 reed: green
                  '#7fd17f',  # 9 pipe: light green
-                 '#ff1493',  # 10 synth lead: magenta
+                 '#009e9e',  # 10 synth lead: teal
                  '#6b7fd7',  # 11 synth pad: periwinkle
-                 '#00897b',  # 12 synth effects: teal
+                 '#78909c',  # 12 synth effects: blue grey
                  '#b8860b',  # 13 ethnic: dark gold
-                 '#5d4037',  # 14 percussive: dark brown
-                 '#90a4ae')  # 15 sound effects: blue grey
+                 '#1a237e',  # 14 percussive: navy
+                 '#c2185b')  # 15 sound effects: raspberry
 DRUM_COLOR = '#222222'
-_SHADES = (0.0, 0.25, -0.15, 0.42, 0.12, -0.26, 0.34, -0.07)   # lightness offsets of a family's 8 programs
+_SHADES = (0.0, 0.18, -0.15, 0.32, 0.09, -0.24, 0.26, -0.07)   # lightness offsets of a family's 8 programs
 
 def inst_key(n: Note) -> tuple[int, bool]:
     "The instrument of a note: (program, False), or (0, True) for every drum note."
@@ -104,7 +104,7 @@ def _pitch_axis(ax, lo: float, hi: float):
     ax.tick_params(axis='y', length=2)
 
 # %% ../nbs/09a_plotting.ipynb #p017
-FILL_ALPHA = .55   # fills under true notes' outlines: see-through, so that the outlines stand out
+FILL_ALPHA = .65   # fills under true notes' outlines: see-through, so that the outlines stand out
 SOLID_ALPHA = .9   # fills with no truth to compare with
 
 def piano_roll(notes: Iterable[Note], reference: Iterable[Note] | None = None, t0: float | None = None,
@@ -128,11 +128,11 @@ def piano_roll(notes: Iterable[Note], reference: Iterable[Note] | None = None, t
     keys = sorted({inst_key(n) for n in pitched + ref_p})
     for k in keys:
         if ns := [n for n in pitched if inst_key(n) == k]:
-            ax.add_collection(PolyCollection(_boxes(ns, min_w, .32), facecolors=[(*instrument_color(k), alpha)],
+            ax.add_collection(PolyCollection(_boxes(ns, min_w, .38), facecolors=[(*instrument_color(k), alpha)],
                                              edgecolors='none', zorder=2, label=inst_name(k)))
     for k in keys:
         if ns := [n for n in ref_p if inst_key(n) == k]:
-            ax.add_collection(PolyCollection(_boxes(ns, min_w, .46), facecolors='none', edgecolors=[instrument_color(k)],
+            ax.add_collection(PolyCollection(_boxes(ns, min_w, .47), facecolors='none', edgecolors=[instrument_color(k)],
                                              linewidths=1.5, zorder=3, label=f'{inst_name(k)} (true)'))
     vis = [n.pitch for n in seen(pitched + ref_p)] or [60, 72]
     _pitch_axis(ax, min(vis) - 2.5, max(vis) + 2.5)
@@ -147,7 +147,7 @@ def piano_roll(notes: Iterable[Note], reference: Iterable[Note] | None = None, t
     (axd if axd is not None else ax).set_xlabel('time (s)')
     for a in fig.axes: a.grid(axis='x', color='0.88', lw=.5); a.set_axisbelow(True)
     if title: ax.set_title(title, loc='left')
-    present = sorted({inst_key(n) for n in notes + ref}, key=lambda k: (k[1], k[0]))
+    present = sorted({inst_key(n) for n in seen(notes + ref)}, key=lambda k: (k[1], k[0]))   # the instruments in view
     handles = [Line2D([], [], ls='', marker='o', ms=6, color=instrument_color(k), label=inst_name(k)) if k[1] else
                Patch(facecolor=(*instrument_color(k), alpha), edgecolor='none', label=inst_name(k)) for k in present]
     if handles: fig.legend(handles=handles, loc='outside right upper', title='instruments', fontsize=9, title_fontsize=9, frameon=False)
