@@ -135,7 +135,7 @@ def parser() -> argparse.ArgumentParser:
     t.set_defaults(fn=_transcribe)
     d = sub.add_parser('download', help='fetch the original MT3 checkpoint from the public bucket')
     d.add_argument('--dest', help='folder (default: the user cache)')
-    d.add_argument('--url', default='https://storage.googleapis.com/mt3/checkpoints/mt3/', help='base URL')
+    d.add_argument('--url', help='base URL (default: $MT3_CHECKPOINT_URL, else the public bucket)')
     d.add_argument('-q', '--quiet', action='store_true')
     d.set_defaults(fn=_download)
     c = sub.add_parser('convert', help='T5X checkpoint folder -> safetensors file')
