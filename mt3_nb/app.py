@@ -5,7 +5,7 @@
 # %% ../nbs/09_app.ipynb #c003
 from __future__ import annotations
 import base64, html, os, re, tempfile, time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable
 
@@ -20,6 +20,8 @@ from .codec import Note, write_midi, notes_to_csv
 from .evaluate import load_notes, score
 from .transcribe import transcribe, load_model, example_path, example_truth_path, Transcription
 from .utils import error_line
+from .instruments import consolidate
+from .outputs import write_json as write_notes_json
 from .plotting import inst_key, inst_name, instrument_colors, piano_roll, figure_png
 from .rendering import synthesize, mix, player, synth_method, find_soundfont
 
@@ -127,13 +129,14 @@ def safe_stem(name: str) -> str:
     return stem or 'transcription'
 
 def save_outputs(notes: Iterable[Note], stem: str, out_dir=None) -> dict[str, Path]:
-    "Write `<stem>.mid` and `<stem>.notes.csv` atomically into `out_dir`; their paths."
+    "Write `<stem>.mid`, `<stem>.notes.csv` and `<stem>.json` (schema in `11_outputs`) atomically into `out_dir`; their paths."
     notes, out = list(notes), Path(out_dir) if out_dir is not None else default_out_dir()
     out.mkdir(parents=True, exist_ok=True)
     stem = safe_stem(stem)
-    return dict(midi=write_midi(notes, out/f'{stem}.mid'), csv=notes_to_csv(notes, out/f'{stem}.notes.csv'))
+    return dict(midi=write_midi(notes, out/f'{stem}.mid'), csv=notes_to_csv(notes, out/f'{stem}.notes.csv'),
+                json=write_notes_json(notes, out/f'{stem}.json', source=stem))
 
-_MIME = {'.mid': 'audio/midi', '.midi': 'audio/midi', '.csv': 'text/csv'}
+_MIME = {'.mid': 'audio/midi', '.midi': 'audio/midi', '.csv': 'text/csv', '.json': 'application/json'}
 def download_link(path, label: str | None = None) -> str:
     "An HTML link that downloads the file's bytes (a data: URI: no server access needed)."
     path = Path(path)
@@ -178,6 +181,8 @@ class TranscriptionApp:
         self.temperature = W.FloatSlider(value=s.temperature, min=0.1, max=2.0, step=0.05, description='temperature', disabled=True)
         self.seed = W.IntText(value=s.seed, description='seed', disabled=True, layout=W.Layout(width='160px'))
         self.button = W.Button(description='Transcribe', button_style='primary', icon='play')
+        self.consolidate = W.Checkbox(value=True, indent=False, description='one track per instrument (consolidate the '
+                                      "programs MT3 names segment by segment; off: the original's output)", layout=W.Layout(width='640px'))
         self.status, self.log = W.HTML(), W.Output()
         self.range = W.FloatRangeSlider(value=(0, 1), min=0, max=1, step=0.1, description='time (s)', readout_format='.1f',
                                         continuous_update=False, layout=W.Layout(width='700px'))
@@ -189,6 +194,7 @@ class TranscriptionApp:
         self.example_button.on_click(self.on_example); self.button.on_click(self.run)
         self.device.observe(self.on_device, 'value'); self.decoding.observe(self.on_decoding, 'value')
         self.range.observe(self.on_range, 'value'); self.solo.observe(self.on_solo, 'value')
+        self.consolidate.observe(self.on_consolidate, 'value')
         h = lambda t: W.HTML(f'<h3 style="margin:12px 0 4px">{t}</h3>')
         self.results = W.VBox([h('Piano roll'), self.range, self.roll, h('Listen'), self.players_out,
                                W.HBox([self.solo]), self.solo_out, h('Instruments'), self.table, h('Download'), self.downloads],
@@ -196,7 +202,7 @@ class TranscriptionApp:
         self.widget = W.VBox([
             _lbl(W.HBox([self.upload, self.example_button]), 'Input'), _lbl(self.path, 'or a path'),
             _lbl(self.reference_path, 'Reference'), _lbl(self.device, 'Device'), _lbl(self.precision, 'Precision'),
-            _lbl(W.HBox([self.decoding, self.temperature, self.seed]), 'Decoding'),
+            _lbl(W.HBox([self.decoding, self.temperature, self.seed]), 'Decoding'), _lbl(self.consolidate, 'Instruments'),
             self.button, self.status, self.log, self.results])
 
     def _repr_mimebundle_(self, **kw): return self.widget._repr_mimebundle_(**kw)
@@ -264,6 +270,8 @@ class TranscriptionApp:
         ref, ref_msg = None, ''
         try: ref = reference_for(src, name, self.reference_path.value.strip() or None)
         except Exception as e: ref_msg = f' (reference not used: {error_line(e)})'
+        self.faithful, self.stem = t, name
+        if self.consolidate.value: t = replace(t, notes=consolidate(t.notes))
         self.show(t, audio, ref, stem=name)
         speed = f'{1 / t.rtf:.1f}× faster than real time' if t.rtf < 1 else f'{t.rtf:.1f}× slower than real time'
         msg = (f'{len(t.notes)} notes, {len(t.programs)} instruments: {t.duration:.1f} s of audio in '
@@ -308,6 +316,7 @@ class TranscriptionApp:
         self.files = save_outputs(t.notes, stem, self.out_dir)
         self.downloads.value = (download_link(self.files['midi'], f'MIDI ({self.files["midi"].name})') +
                                 download_link(self.files['csv'], f'notes as CSV ({self.files["csv"].name})') +
+                                download_link(self.files['json'], f'notes as JSON ({self.files["json"].name})') +
                                 f'<div style="color:#666;font-size:small">also saved in {html.escape(str(self.out_dir))}</div>')
         self.results.layout.display = 'flex'
 
@@ -321,6 +330,12 @@ class TranscriptionApp:
 
     def on_range(self, change=None):
         if not getattr(self, '_quiet', False): self.draw()
+
+    def on_consolidate(self, change=None):
+        "Show the last transcription again, consolidated or as the original wrote it (no new transcription)."
+        if getattr(self, 'faithful', None) is None or self.result is None: return
+        t = replace(self.faithful, notes=consolidate(self.faithful.notes)) if self.consolidate.value else self.faithful
+        self.show(t, self.audio, self.reference, stem=self.stem)
 
     def on_solo(self, change=None):
         "Render the chosen instrument alone."
