@@ -154,7 +154,7 @@ def consolidate(notes: Iterable[Note], # a whole file's notes, e.g. `Transcripti
         move(*pair)
     return [n._replace(program=prog[i]) if i in prog else n for i, n in enumerate(notes)]
 
-# %% ../nbs/10_instruments.ipynb #i039
+# %% ../nbs/10_instruments.ipynb #i040
 FAMILIES = {name.lower(): range(8 * i, 8 * i + 8) for i, name in enumerate(pretty_midi.constants.INSTRUMENT_CLASSES)}
 _GM_NAMES = {name.lower(): p for p, name in enumerate(pretty_midi.constants.INSTRUMENT_MAP)}
 _ALIASES = {'horn': [60], 'sax': range(64, 68), 'saxophone': range(64, 68), 'voice': [52, 53, 54], 'vocals': [52, 53, 54]}
@@ -188,7 +188,7 @@ def parse_instruments(spec: str | Iterable, # e.g. 'piano,bass,drums' or ['violi
     if not programs and not drums: raise ValueError(f'no instruments named in {spec!r}')
     return Instruments(frozenset(programs), drums)
 
-# %% ../nbs/10_instruments.ipynb #i043
+# %% ../nbs/10_instruments.ipynb #i044
 def forbidden_tokens(instruments: Instruments, # what may be emitted
                      codec: Codec = MT3_CODEC,
                     ) -> tuple[int, ...]:
@@ -198,7 +198,7 @@ def forbidden_tokens(instruments: Instruments, # what may be emitted
     if not instruments.programs: ids += [codec.encode('pitch', p) for p in range(128)]
     return tuple(sorted(ids))
 
-# %% ../nbs/10_instruments.ipynb #i046
+# %% ../nbs/10_instruments.ipynb #i047
 def conform_programs(notes: Iterable[Note], # decoded notes
                      instruments: Instruments, # what was allowed
                     ) -> list[Note]:
