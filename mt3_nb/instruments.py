@@ -10,7 +10,6 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import pretty_midi
-import torch
 
 from .codec import Note, MT3_CODEC, Codec
 
