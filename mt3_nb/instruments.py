@@ -122,7 +122,7 @@ def consolidate(notes: Iterable[Note], # a whole file's notes, e.g. `Transcripti
                 bleed_share: float = 0.05, bleed_notes: int = 4, bleed_tol: float = 0.05, # drum bleed (above)
                ) -> list[Note]:
     "The notes with programs made consistent across the file: one program per instrument heard."
-    notes = list(notes)
+    notes = src = list(notes)
     bleed = _drum_bleed(notes, bleed_share, bleed_notes, bleed_tol)
     notes = [n for i, n in enumerate(notes) if i not in bleed]
     tracks = defaultdict(list)
@@ -151,7 +151,8 @@ def consolidate(notes: Iterable[Note], # a whole file's notes, e.g. `Transcripti
                           turn_sound, turn_sound_x, turn_fit, turn_runs, turn_runs_x)
         if pair is None: break
         move(*pair)
-    return [n._replace(program=prog[i]) if i in prog else n for i, n in enumerate(notes)]
+    out = [n._replace(program=prog[i]) if i in prog else n for i, n in enumerate(notes)]
+    return out if out == src else [n._replace(instrument=None) for n in out]   # tracks are numbered afresh
 
 # %% ../nbs/10_instruments.ipynb #i040
 FAMILIES = {name.lower(): range(8 * i, 8 * i + 8) for i, name in enumerate(pretty_midi.constants.INSTRUMENT_CLASSES)}
@@ -211,4 +212,5 @@ def conform_programs(notes: Iterable[Note], # decoded notes
         fam = [q for q in allowed if q // 8 == p // 8]
         pool = fam or sorted(allowed)
         return max(pool, key=lambda q: (use[q], -q))
-    return [n if n.is_drum or n.program in allowed else n._replace(program=pick(n.program)) for n in notes]
+    out = [n if n.is_drum or n.program in allowed else n._replace(program=pick(n.program)) for n in notes]
+    return out if out == notes else [n._replace(instrument=None) for n in out]   # tracks are numbered afresh
