@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from .frontend import load_audio, source_name, log_mel, num_segments, segment_start_times, SAMPLE_RATE
 from .codec import Note, NoteDecoder, floor_start_times, notes_to_midi, write_midi
 from .model import MT3
-from .generate import DecodeOptions, generate
+from .generate import DecodeOptions, generate, decode_stream
 from .utils import get_device, error_line
 from .instruments import Instruments, parse_instruments, forbidden_tokens, conform_programs
 from .instruments import consolidate as consolidate_programs
@@ -120,22 +120,28 @@ def transcribe(source, # a path, the bytes of an audio file, or a sample array a
     n_seg = num_segments(len(audio))
     starts = floor_start_times(segment_start_times(len(audio)))
     dec, tokens = NoteDecoder(), []
-    t_front = t_gen = t_dec = 0.0
+    t_front = t_dec = 0.0
     show = progress if progress is not None else n_seg > 2 * bs
-    with tqdm(total=n_seg, desc=Path(name).name if name[0] != '<' else name, unit='seg', disable=not show) as bar:
+    def chunks():                                                  # log-mel of bs segments at a time, when asked for
+        nonlocal t_front
         for i in range(0, n_seg, bs):
-            j = min(i + bs, n_seg)
-            a = time.perf_counter()
-            mel = log_mel(audio, i, j, device=dev)
-            b = time.perf_counter()
-            ids = generate_fn(model, mel, opts, first=i)
+            a = time.perf_counter(); mel = log_mel(audio, i, min(i + bs, n_seg), device=dev)
+            t_front += time.perf_counter() - a
+            yield i, mel
+    if generate_fn is generate:                                    # the engine: rows refilled across the whole file
+        stream = decode_stream(model, ((i + k, m) for i, mel in chunks() for k, m in enumerate(mel)), opts)
+    else: stream = ((i + k, t, None) for i, mel in chunks() for k, t in enumerate(generate_fn(model, mel, opts, first=i)))
+    t_gen0, done = time.perf_counter(), {}
+    with tqdm(total=n_seg, desc=Path(name).name if name[0] != '<' else name, unit='seg', disable=not show) as bar:
+        for s, ids, _ in stream:                                   # segments finish out of order: note them in order
+            done[s] = ids
             c = time.perf_counter()
-            for k, seg in enumerate(ids):
-                s = i + k
-                dec.add_segment(seg, starts[s], starts[s + 1] if s + 1 < n_seg else None)
-            tokens.extend(ids)
-            t_front, t_gen, t_dec = t_front + b - a, t_gen + c - b, t_dec + time.perf_counter() - c
-            bar.update(j - i)
+            while len(tokens) in done:
+                k = len(tokens)
+                dec.add_segment(done[k], starts[k], starts[k + 1] if k + 1 < n_seg else None)
+                tokens.append(done.pop(k)); bar.update(1)
+            t_dec += time.perf_counter() - c
+    t_gen = time.perf_counter() - t_gen0 - t_front - t_dec
     res = dec.finish()
     notes = res.notes if instruments is None else conform_programs(res.notes, instruments)
     if consolidate: notes = consolidate_programs(notes)
