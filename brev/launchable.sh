@@ -5,7 +5,9 @@
 # --dry-run, are passed on).
 set -euo pipefail
 
-REPO_URL="${MT3_REPO_URL:-https://github.com/OWNER/mt3_nb}" # <- your repository
+# The project's repository: settings.ini's git_url (.ci/run checks that the two agree). A fork: set
+# MT3_REPO_URL in the launchable's environment, or change this line.
+REPO_URL="${MT3_REPO_URL:-https://github.com/mt3-nb/mt3_nb}"
 USER_NAME="${MT3_USER:-ubuntu}"                              # Brev VM mode's login/Jupyter user
 USER_HOME="$(getent passwd "$USER_NAME" | cut -d: -f6)"
 NAME="${REPO_URL##*/}"

@@ -12,7 +12,7 @@ Makes this machine ready to run the mt3_nb app notebook (nbs/09_app.ipynb) on it
   1. system packages: FluidSynth + the FluidR3 General MIDI soundfont (apt, sudo when not root)
   2. a Python virtual environment (default: <repo>/.venv)
   3. the CUDA build of PyTorch (installed before anything else pulls in torch)
-  4. mt3_nb itself, editable, with its dev extras (pip install -e ".[dev]")
+  4. mt3_nb itself, editable, with its dev extras (pip install -e ".[dev]": tests, JupyterLab)
   5. pyfluidsynth, the binding pretty_midi uses to render MIDI with FluidSynth
   6. the MT3 checkpoint (mt3_nb download; it skips files whose SHA-256 already matches)
   7. a Jupyter kernel "mt3_nb (GPU)" pointing at the virtual environment
@@ -33,10 +33,14 @@ Environment (all optional):
   TORCH_SPEC         what pip installs in step 3           (default: torch==2.13.0)
   TORCH_INDEX_URL    pip index for step 3; unset = chosen from the NVIDIA driver
                      (>= 580: PyPI, whose Linux x86_64 torch 2.13 wheels are CUDA 13.0 builds;
-                      525-579: https://download.pytorch.org/whl/cu126); set empty = PyPI
+                      525-579: https://download.pytorch.org/whl/cu126; no driver and --allow-cpu:
+                      the CPU build from https://download.pytorch.org/whl/cpu); set empty = PyPI
   MT3_REINSTALL_TORCH=1  reinstall torch even if a CUDA build is present
   PYFLUIDSYNTH_SPEC  default: pyfluidsynth>=1.3
   MT3_CHECKPOINT     an existing checkpoint (T5X folder or .safetensors): step 6 is skipped
+  MT3_CHECKPOINT_URL where step 6 downloads from (default: the public bucket)
+  MT3_CACHE_DIR      where the checkpoint is kept (default: the user cache folder)
+  JUPYTER_DATA_DIR   where step 7 puts the kernel (default: Jupyter's user data folder)
   MT3_AS_ROOT=1      when run as root, do not switch to the repository's owner
 EOF
 }
@@ -74,6 +78,7 @@ SOUNDFONT="/usr/share/sounds/sf2/FluidR3_GM.sf2"
 APT_PACKAGES=(fluidsynth fluid-soundfont-gm)
 STAMP="$VENV/.mt3_nb-install.sha256"
 CU126_INDEX="https://download.pytorch.org/whl/cu126"
+CPU_INDEX="https://download.pytorch.org/whl/cpu"
 TOTAL=9
 
 # ---------------------------------------------------------------- helpers
@@ -145,7 +150,7 @@ if (( EUID == 0 )) && [[ "${MT3_AS_ROOT:-0}" != 1 ]]; then
     owner_home="$(getent passwd "$owner" | cut -d: -f6)"
     pass_env=(HOME="$owner_home" USER="$owner" PATH="$PATH")
     for v in MT3_VENV MT3_PYTHON TORCH_SPEC TORCH_INDEX_URL MT3_REINSTALL_TORCH PYFLUIDSYNTH_SPEC \
-             MT3_CHECKPOINT MT3_CACHE_DIR JUPYTER_DATA_DIR; do
+             MT3_CHECKPOINT MT3_CHECKPOINT_URL MT3_OFFLINE MT3_CACHE_DIR JUPYTER_DATA_DIR; do
       if [[ -n "${!v+set}" ]]; then pass_env+=("$v=${!v}"); fi
     done
     say "Running as root: switching to $owner, the owner of $REPO (MT3_AS_ROOT=1 stays root)."
@@ -229,6 +234,9 @@ else
   if [[ -n "${TORCH_INDEX_URL+set}" ]]; then
     why="from TORCH_INDEX_URL"
     if [[ -n "$TORCH_INDEX_URL" ]]; then index_args=(--index-url "$TORCH_INDEX_URL"); fi
+  elif [[ -z "$driver" ]] && (( ALLOW_CPU )); then
+    why="no NVIDIA driver found and --allow-cpu: the CPU build"
+    index_args=(--index-url "$CPU_INDEX")
   elif [[ -z "$driver" ]]; then
     why="no NVIDIA driver found; PyPI's torch 2.13 is the CUDA 13.0 build"
   elif (( major >= 580 )); then
@@ -252,7 +260,7 @@ else
 fi
 
 # ---------------------------------------------------------------- 4. mt3_nb
-step "mt3_nb (editable, with dev extras)"
+step "mt3_nb (editable, dev extras, JupyterLab)"
 want_hash="$(install_hash)"
 if venv_ok && [[ -x "$VENV/bin/mt3_nb" && "$(cat "$STAMP" 2>/dev/null || true)" == "$want_hash" ]] \
    && [[ "$("$PY" -c 'import mt3_nb, os; print(os.path.dirname(os.path.realpath(mt3_nb.__file__)))' 2>/dev/null || true)" == "$REPO/mt3_nb" ]]; then
@@ -360,8 +368,8 @@ if pgrep -f 'jupyter[- ](lab|notebook|server)' >/dev/null 2>&1; then
   say "    In JupyterLab's file browser open:  $rel"
   say "    then Kernel > Change Kernel... > \"$KERNEL_DISPLAY\""
 else
-  say "    No Jupyter server is running. Start one with:"
-  say "      $VENV/bin/pip install jupyterlab && $VENV/bin/jupyter lab --no-browser $nb"
+  say "    No Jupyter server is running. Start one (JupyterLab came with the dev extras) with:"
+  say "      $VENV/bin/jupyter lab --no-browser $nb"
   say "    and pick the kernel \"$KERNEL_DISPLAY\". From your laptop: ssh -L 8888:localhost:8888 <instance>"
 fi
 say "    Check from a terminal:  $VENV/bin/mt3_nb transcribe --example -o /tmp/mt3_out"

@@ -4,33 +4,31 @@
 
 # %% ../nbs/09_app.ipynb #c003
 from __future__ import annotations
-import base64, html, io, os, re, tempfile, time
-from dataclasses import dataclass
+import base64, html, os, re, tempfile, time
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 import torch
 import pretty_midi
 import ipywidgets as widgets
-from IPython.display import Audio, HTML
-from matplotlib.figure import Figure
-from matplotlib.collections import PolyCollection
-from matplotlib.patches import Patch
-from matplotlib import colormaps
+from IPython.display import HTML
 
 from .frontend import load_audio, SAMPLE_RATE
-from .codec import Note, notes_to_midi, write_midi, notes_to_csv, track_name
+from .codec import Note, write_midi, notes_to_csv
 from .evaluate import load_notes, score
 from .checkpoint import load_model
 from .transcribe import transcribe, example_path, example_truth_path, Transcription
 from .utils import error_line
+from .instruments import consolidate
+from .outputs import write_json as write_notes_json
+from .plotting import inst_key, inst_name, instrument_colors, piano_roll, figure_png
+from .rendering import synthesize, mix, player, synth_method, find_soundfont
 
 # %% auto #0
-__all__ = ['GPU_DEFAULT_DTYPE', 'CPU_BATCH_SIZE', 'GPU_BATCH_SIZE', 'DECODINGS', 'DECODING_NAMES', 'PRECISIONS',
-           'SOUNDFONT_PATHS', 'ACCEPT', 'SettingsError', 'cuda_available', 'device_options', 'precision_options',
-           'Settings', 'resolve_settings', 'inst_key', 'inst_name', 'instrument_colors', 'piano_roll', 'figure_png',
-           'find_soundfont', 'has_fluidsynth', 'synth_method', 'synthesize', 'normalize', 'mix', 'player',
+__all__ = ['GPU_DEFAULT_DTYPE', 'CPU_BATCH_SIZE', 'GPU_BATCH_SIZE', 'DECODINGS', 'DECODING_NAMES', 'PRECISIONS', 'ACCEPT',
+           'SettingsError', 'cuda_available', 'device_options', 'precision_options', 'Settings', 'resolve_settings',
            'instrument_summary', 'instrument_table', 'default_out_dir', 'safe_stem', 'save_outputs', 'download_link',
            'reference_for', 'TranscriptionApp']
 
@@ -88,169 +86,6 @@ def resolve_settings(s: Settings, cuda: bool | None = None) -> dict:
         kw.update(temperature=float(s.temperature), seed=s.seed)
     return kw
 
-# %% ../nbs/09_app.ipynb #c011
-def inst_key(n: Note) -> tuple[int, bool]:
-    "The instrument of a note: (program, False), or (0, True) for every drum note."
-    return (0, True) if n.is_drum else (int(n.program), False)
-
-def inst_name(key: tuple[int, bool]) -> str:
-    "General MIDI name of an instrument key."
-    return track_name(*key)
-
-_DRUM_COLOR = '#333333'
-def _palette() -> list:
-    t20, t20b = colormaps['tab20'].colors, colormaps['tab20b'].colors
-    return list(colormaps['tab10'].colors) + [t20[i] for i in range(1, 20, 2)] + list(t20b)
-
-def instrument_colors(notes: Iterable[Note]) -> dict:
-    "A colour per instrument (by `inst_key`), in program order; drums dark grey."
-    keys, pal = sorted({inst_key(n) for n in notes}, key=lambda k: (k[1], k[0])), _palette()
-    pitched = [k for k in keys if not k[1]]
-    colors = {k: pal[i % len(pal)] for i, k in enumerate(pitched)}
-    if (0, True) in keys: colors[(0, True)] = _DRUM_COLOR
-    return colors
-
-def _boxes(notes: Sequence[Note], min_width: float) -> np.ndarray:
-    "Rectangles (n, 4, 2) of notes in (time, pitch) space."
-    s = np.array([n.start for n in notes], float); e = np.maximum(np.array([n.end for n in notes], float), s + min_width)
-    p = np.array([n.pitch for n in notes], float)
-    return np.stack([np.stack([s, p - .4], 1), np.stack([e, p - .4], 1), np.stack([e, p + .4], 1), np.stack([s, p + .4], 1)], 1)
-
-def _drum_label(p: int) -> str:
-    name = pretty_midi.note_number_to_drum_name(p) if 35 <= p <= 81 else ''
-    return f'{name} ({p})' if name else f'drum {p}'
-
-def piano_roll(notes: Iterable[Note], reference: Iterable[Note] | None = None, t0: float | None = None,
-               t1: float | None = None, duration: float | None = None, title: str | None = None,
-               colors: dict | None = None, figsize=(12, 6.5)) -> Figure:
-    """A matplotlib figure of `notes`: time × pitch, a colour per instrument, drums in a lane below.
-    `reference` (true notes) is drawn as outlines; `t0`..`t1` (seconds) zooms in."""
-    notes, ref = list(notes), list(reference or [])
-    colors = colors or instrument_colors(notes)
-    end = max([n.end for n in notes + ref] + [duration or 0, 1e-3])
-    t0, t1 = max(0.0, t0 or 0.0), (t1 if t1 is not None else end)
-    if t1 <= t0: t1 = t0 + 0.1
-    seen = lambda ns: [n for n in ns if n.end >= t0 and n.start <= t1]
-    pitched, ref_p = [n for n in notes if not n.is_drum], [n for n in ref if not n.is_drum]
-    drums, ref_d = [n for n in notes if n.is_drum], [n for n in ref if n.is_drum]
-    drum_pitches = sorted({n.pitch for n in drums + ref_d})
-    fig = Figure(figsize=figsize, layout='constrained')
-    if drum_pitches:
-        ax, axd = fig.subplots(2, 1, sharex=True, height_ratios=[3, max(1, min(2, len(drum_pitches) / 5))])
-    else: ax, axd = fig.subplots(1, 1), None
-    min_w = (t1 - t0) / 400                                     # very short notes stay visible
-    for key in colors:
-        ns = [n for n in pitched if inst_key(n) == key]
-        if ns: ax.add_collection(PolyCollection(_boxes(ns, min_w), facecolors=[colors[key]], edgecolors='white', linewidths=.4, alpha=.9))
-    if ref_p: ax.add_collection(PolyCollection(_boxes(ref_p, min_w), facecolors='none', edgecolors='black', linewidths=.8, zorder=3))
-    vis = [n.pitch for n in seen(pitched + ref_p)] or [48, 72]
-    ax.set_ylim(min(vis) - 2.5, max(vis) + 2.5)
-    lo, hi = ax.get_ylim()
-    cs = [c for c in range(0, 128, 12) if lo <= c <= hi]
-    ax.set_yticks(cs, [pretty_midi.note_number_to_name(c) for c in cs])
-    ax.set_ylabel('pitch'); ax.grid(axis='y', color='0.9', lw=.6); ax.set_axisbelow(True)
-    ax.set_xlim(t0, t1)
-    if axd is not None:
-        row = {p: i for i, p in enumerate(drum_pitches)}
-        if drums: axd.scatter([n.start for n in drums], [row[n.pitch] for n in drums], s=22, color=colors.get((0, True), _DRUM_COLOR), zorder=2)
-        if ref_d: axd.scatter([n.start for n in ref_d], [row[n.pitch] for n in ref_d], s=60, facecolors='none', edgecolors='black', linewidths=.8, zorder=3)
-        axd.set_yticks(range(len(drum_pitches)), [_drum_label(p) for p in drum_pitches], fontsize=8)
-        axd.set_ylim(-.7, len(drum_pitches) - .3); axd.set_ylabel('drums')
-        axd.grid(axis='y', color='0.9', lw=.6); axd.set_axisbelow(True)
-    (axd if axd is not None else ax).set_xlabel('time (s)')
-    if title: ax.set_title(title, loc='left')
-    handles = [Patch(facecolor=c, label=inst_name(k)) for k, c in colors.items() if any(inst_key(n) == k for n in notes)]
-    if handles: fig.legend(handles=handles, loc='outside right upper', title='instruments', fontsize=9, title_fontsize=9, frameon=False)
-    if ref:
-        style = [Patch(facecolor='0.55', label='transcribed'), Patch(facecolor='none', edgecolor='black', label='true (reference)')]
-        fig.legend(handles=style, loc='outside right lower', fontsize=9, frameon=False)
-    return fig
-
-def figure_png(fig: Figure, dpi: int = 100) -> bytes:
-    "PNG bytes of a figure (no timestamp metadata: the same figure gives the same bytes)."
-    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi, metadata={'Software': None}); return buf.getvalue()
-
-# %% ../nbs/09_app.ipynb #c018
-SOUNDFONT_PATHS = ('/usr/share/sounds/sf2/FluidR3_GM.sf2', '/usr/share/soundfonts/FluidR3_GM.sf2',
-                   '/usr/share/sounds/sf2/default-GM.sf2', '/usr/share/soundfonts/default.sf2',
-                   '/opt/homebrew/share/soundfonts/default.sf2', '/usr/local/share/soundfonts/default.sf2')
-
-def find_soundfont() -> Path | None:
-    "A General MIDI .sf2: `$MT3_SOUNDFONT`, else the first of `SOUNDFONT_PATHS` that exists."
-    for p in [os.environ.get('MT3_SOUNDFONT'), *SOUNDFONT_PATHS]:
-        if p and Path(p).expanduser().is_file(): return Path(p).expanduser()
-    return None
-
-def has_fluidsynth() -> bool:
-    "Whether pyfluidsynth and its library can be loaded."
-    try:
-        import fluidsynth  # noqa: F401
-        return True
-    except Exception: return False
-
-def synth_method() -> str:
-    "'fluidsynth' when FluidSynth and a GM soundfont are there, else 'sine'."
-    return 'fluidsynth' if has_fluidsynth() and find_soundfont() is not None else 'sine'
-
-def _fit(x: np.ndarray, n: int) -> np.ndarray:
-    x = np.asarray(x, np.float32).ravel()[:n]
-    return np.pad(x, (0, n - len(x)))
-
-def _drum_hits(notes: Sequence[Note], n: int, sr: int) -> np.ndarray:
-    "Noise-burst drums for the sine rendering: kick = falling tone, toms = tones, the rest = noise."
-    out, rng = np.zeros(n, np.float32), np.random.default_rng(0)
-    for d in notes:
-        i = int(round(d.start * sr))
-        if i >= n: continue
-        p, v = d.pitch, d.velocity / 127
-        dur = .05 if p in (42, 44) else .8 if p in (49, 51, 52, 55, 57, 59) else .3 if p == 46 else .2
-        t = np.arange(int(dur * sr)) / sr
-        env = np.exp(-t / (dur / 4))
-        if p in (35, 36): wave = np.sin(2 * np.pi * (50 * t + 40 * dur / 4 * (1 - np.exp(-t / (dur / 4)))))
-        elif p in (41, 43, 45, 47, 48, 50): wave = np.sin(2 * np.pi * (80 + 6 * (p - 41)) * t)
-        else:
-            noise = rng.standard_normal(len(t))
-            wave = np.diff(noise, prepend=0) / 2 if p not in (37, 38, 39, 40) else noise * .6 + .4 * np.sin(2 * np.pi * 180 * t)
-        seg = (v * .6 * env * wave).astype(np.float32)[:n - i]
-        out[i:i + len(seg)] += seg
-    return out
-
-def synthesize(notes: Iterable[Note], duration: float | None = None, sr: int = SAMPLE_RATE,
-               method: str = 'auto', soundfont=None) -> np.ndarray:
-    """Render notes to a float32 mono array of `duration` seconds (default: to the last note's end + 0.5 s).
-    method: 'auto' (FluidSynth when available, else sine), 'fluidsynth' or 'sine'."""
-    notes = list(notes)
-    n = int(round((duration if duration is not None else max([x.end for x in notes] + [0]) + .5) * sr))
-    if method == 'auto': method = synth_method()
-    if not notes or n == 0: return np.zeros(n, np.float32)
-    pm = notes_to_midi(notes)
-    if method == 'fluidsynth':
-        sf2 = Path(soundfont) if soundfont else find_soundfont()
-        if sf2 is None: raise FileNotFoundError('no General MIDI soundfont found: set MT3_SOUNDFONT to an .sf2 file')
-        return _fit(pm.fluidsynth(fs=sr, synthesizer=str(sf2)), n)
-    if method != 'sine': raise ValueError(f'unknown synthesis method {method!r}: use auto, fluidsynth or sine')
-    y = np.zeros(n, np.float32)
-    for inst in pm.instruments:
-        if not inst.is_drum: y += _fit(inst.synthesize(fs=sr), n) * .3
-    return y + _drum_hits([x for x in notes if x.is_drum], n, sr)
-
-def normalize(x: np.ndarray, peak: float = 0.9) -> np.ndarray:
-    "Scale to a peak of `peak` (silence stays silence)."
-    m = float(np.max(np.abs(x))) if len(x) else 0.0
-    return (x * (peak / m)).astype(np.float32) if m > 0 else np.asarray(x, np.float32)
-
-def mix(original: np.ndarray, rendering: np.ndarray, peak: float = 0.9) -> np.ndarray:
-    "Original and rendering at the same loudness (RMS), summed, cut to the original's length, normalised."
-    a, b = np.asarray(original, np.float32), _fit(rendering, len(original))
-    rms = lambda x: float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) if len(x) else 0.0
-    if rms(b) > 0 and rms(a) > 0: b = b * (rms(a) / rms(b))
-    return normalize(a + b, peak)
-
-def player(x: np.ndarray, sr: int = SAMPLE_RATE) -> Audio:
-    "An IPython audio player for a mono or [channels, samples] array."
-    x = np.asarray(x, np.float32)
-    return Audio(x, rate=sr, normalize=bool(np.any(x)))
-
 # %% ../nbs/09_app.ipynb #c025
 def _pname(p: int) -> str: return f'{pretty_midi.note_number_to_name(p)} ({p})'
 
@@ -271,7 +106,7 @@ def _css(c) -> str:
     return '#' + ''.join(f'{int(round(v * 255)):02x}' for v in c[:3])
 
 def instrument_table(notes: Iterable[Note], colors: dict | None = None) -> str:
-    "The instrument summary as an HTML table, with each instrument's piano-roll colour."
+    "The instrument summary as an HTML table, with each instrument's piano-roll colour (fixed per instrument)."
     notes = list(notes)
     colors = colors or instrument_colors(notes)
     rows = instrument_summary(notes)
@@ -295,13 +130,14 @@ def safe_stem(name: str) -> str:
     return stem or 'transcription'
 
 def save_outputs(notes: Iterable[Note], stem: str, out_dir=None) -> dict[str, Path]:
-    "Write `<stem>.mid` and `<stem>.notes.csv` atomically into `out_dir`; their paths."
+    "Write `<stem>.mid`, `<stem>.notes.csv` and `<stem>.json` (schema in `11_outputs`) atomically into `out_dir`; their paths."
     notes, out = list(notes), Path(out_dir) if out_dir is not None else default_out_dir()
     out.mkdir(parents=True, exist_ok=True)
     stem = safe_stem(stem)
-    return dict(midi=write_midi(notes, out/f'{stem}.mid'), csv=notes_to_csv(notes, out/f'{stem}.notes.csv'))
+    return dict(midi=write_midi(notes, out/f'{stem}.mid'), csv=notes_to_csv(notes, out/f'{stem}.notes.csv'),
+                json=write_notes_json(notes, out/f'{stem}.json', source=stem))
 
-_MIME = {'.mid': 'audio/midi', '.midi': 'audio/midi', '.csv': 'text/csv'}
+_MIME = {'.mid': 'audio/midi', '.midi': 'audio/midi', '.csv': 'text/csv', '.json': 'application/json'}
 def download_link(path, label: str | None = None) -> str:
     "An HTML link that downloads the file's bytes (a data: URI: no server access needed)."
     path = Path(path)
@@ -346,6 +182,8 @@ class TranscriptionApp:
         self.temperature = W.FloatSlider(value=s.temperature, min=0.1, max=2.0, step=0.05, description='temperature', disabled=True)
         self.seed = W.IntText(value=s.seed, description='seed', disabled=True, layout=W.Layout(width='160px'))
         self.button = W.Button(description='Transcribe', button_style='primary', icon='play')
+        self.consolidate = W.Checkbox(value=True, indent=False, description='one track per instrument (consolidate the '
+                                      "programs MT3 names segment by segment; off: the original's output)", layout=W.Layout(width='640px'))
         self.status, self.log = W.HTML(), W.Output()
         self.range = W.FloatRangeSlider(value=(0, 1), min=0, max=1, step=0.1, description='time (s)', readout_format='.1f',
                                         continuous_update=False, layout=W.Layout(width='700px'))
@@ -357,6 +195,7 @@ class TranscriptionApp:
         self.example_button.on_click(self.on_example); self.button.on_click(self.run)
         self.device.observe(self.on_device, 'value'); self.decoding.observe(self.on_decoding, 'value')
         self.range.observe(self.on_range, 'value'); self.solo.observe(self.on_solo, 'value')
+        self.consolidate.observe(self.on_consolidate, 'value')
         h = lambda t: W.HTML(f'<h3 style="margin:12px 0 4px">{t}</h3>')
         self.results = W.VBox([h('Piano roll'), self.range, self.roll, h('Listen'), self.players_out,
                                W.HBox([self.solo]), self.solo_out, h('Instruments'), self.table, h('Download'), self.downloads],
@@ -364,7 +203,7 @@ class TranscriptionApp:
         self.widget = W.VBox([
             _lbl(W.HBox([self.upload, self.example_button]), 'Input'), _lbl(self.path, 'or a path'),
             _lbl(self.reference_path, 'Reference'), _lbl(self.device, 'Device'), _lbl(self.precision, 'Precision'),
-            _lbl(W.HBox([self.decoding, self.temperature, self.seed]), 'Decoding'),
+            _lbl(W.HBox([self.decoding, self.temperature, self.seed]), 'Decoding'), _lbl(self.consolidate, 'Instruments'),
             self.button, self.status, self.log, self.results])
 
     def _repr_mimebundle_(self, **kw): return self.widget._repr_mimebundle_(**kw)
@@ -421,17 +260,19 @@ class TranscriptionApp:
         self.say(f'Reading {Path(name).name} …')
         audio = load_audio(src, name=name)
         kw = resolve_settings(self.settings(), self.cuda)
-        self.say(f'Loading the model ({kw["device"]}, {kw["dtype"]}) …')
+        self.say(f'Loading the model ({kw["device"]}, {kw["dtype"]}; on first use the checkpoint is downloaded) …')
         t0 = time.perf_counter()
-        model = load_model(self.checkpoint, kw['device'], kw['dtype'])
+        self.log.outputs = ()
+        with self.log: model = load_model(self.checkpoint, kw['device'], kw['dtype'])   # a download's progress bar shows here
         t_model = time.perf_counter() - t0
         self.say(f'Transcribing {len(audio) / SAMPLE_RATE:.1f} s of audio …')
-        self.log.outputs = ()
         with self.log:
             t = transcribe(audio, model=model, sr=SAMPLE_RATE, name=name, progress=True, **kw)
         ref, ref_msg = None, ''
         try: ref = reference_for(src, name, self.reference_path.value.strip() or None)
         except Exception as e: ref_msg = f' (reference not used: {error_line(e)})'
+        self.faithful, self.stem = t, name
+        if self.consolidate.value: t = replace(t, notes=consolidate(t.notes))
         self.show(t, audio, ref, stem=name)
         speed = f'{1 / t.rtf:.1f}× faster than real time' if t.rtf < 1 else f'{t.rtf:.1f}× slower than real time'
         msg = (f'{len(t.notes)} notes, {len(t.programs)} instruments: {t.duration:.1f} s of audio in '
@@ -476,6 +317,7 @@ class TranscriptionApp:
         self.files = save_outputs(t.notes, stem, self.out_dir)
         self.downloads.value = (download_link(self.files['midi'], f'MIDI ({self.files["midi"].name})') +
                                 download_link(self.files['csv'], f'notes as CSV ({self.files["csv"].name})') +
+                                download_link(self.files['json'], f'notes as JSON ({self.files["json"].name})') +
                                 f'<div style="color:#666;font-size:small">also saved in {html.escape(str(self.out_dir))}</div>')
         self.results.layout.display = 'flex'
 
@@ -484,12 +326,17 @@ class TranscriptionApp:
         if self.result is None: return
         t0, t1 = self.range.value
         title = f'{Path(self.result.source).name}' + ('  (outlines: true notes)' if self.reference else '')
-        self.fig = piano_roll(self.result.notes, self.reference, t0, t1, duration=self.result.duration,
-                              title=title, colors=self.colors)
+        self.fig = piano_roll(self.result.notes, self.reference, t0, t1, duration=self.result.duration, title=title)
         self.roll.value = figure_png(self.fig)
 
     def on_range(self, change=None):
         if not getattr(self, '_quiet', False): self.draw()
+
+    def on_consolidate(self, change=None):
+        "Show the last transcription again, consolidated or as the original wrote it (no new transcription)."
+        if getattr(self, 'faithful', None) is None or self.result is None: return
+        t = replace(self.faithful, notes=consolidate(self.faithful.notes)) if self.consolidate.value else self.faithful
+        self.show(t, self.audio, self.reference, stem=self.stem)
 
     def on_solo(self, change=None):
         "Render the chosen instrument alone."

@@ -16,7 +16,8 @@ from .model import MT3, MT3Config, sinusoids
 # %% auto #0
 __all__ = ['DTYPES', 'MT3_URL', 'MT3_BYTES', 'CheckpointError', 'read_t5x', 'torch_name', 'to_state_dict', 'model_config',
            'expected_shapes', 'check_state_dict', 'save_weights', 'load_weights', 'convert', 'cache_dir',
-           'default_checkpoint_dir', 'load_checkpoint', 'resolve_dtype', 'load_model', 'read_manifest', 'download']
+           'default_checkpoint_dir', 'load_checkpoint', 'checkpoint_url', 'offline', 'default_checkpoint',
+           'resolve_dtype', 'load_model', 'read_manifest', 'download']
 
 # %% ../nbs/00_checkpoint.ipynb #c005
 class CheckpointError(ValueError):
@@ -237,11 +238,7 @@ _CACHE_FORMAT = 'cfg2'   # the metadata layout: versions of mt3_nb that store th
 
 def load_checkpoint(path: str | os.PathLike | None = None) -> tuple[dict[str, torch.Tensor], MT3Config]:
     "Load MT3 weights as (state dict, `MT3Config`) from a T5X directory or a `.safetensors` file (default: see above)."
-    if path is None:
-        if env := os.environ.get('MT3_CHECKPOINT'): path = env
-        elif (default_checkpoint_dir()/'checkpoint').is_file(): path = default_checkpoint_dir()
-        else: raise CheckpointError(f'no MT3 checkpoint found (looked in {default_checkpoint_dir()}): '
-                                    'run `mt3_nb download` or set MT3_CHECKPOINT to a T5X directory or .safetensors file')
+    if path is None: path = default_checkpoint()   # $MT3_CHECKPOINT, else the download (fetched on first use)
     path = Path(path).expanduser()
     if not path.exists(): raise FileNotFoundError(f'{path}: checkpoint not found')
     if not path.is_dir(): return load_weights(path)
@@ -253,6 +250,29 @@ def load_checkpoint(path: str | os.PathLike | None = None) -> tuple[dict[str, to
     try: save_weights(sd, config, cached)
     except OSError as e: warnings.warn(f'could not cache the converted checkpoint at {cached}: {e}')
     return sd, config
+
+# %% ../nbs/00_checkpoint.ipynb #c060a
+_LOCAL_COPY = 'set MT3_CHECKPOINT to a local copy of the checkpoint (its T5X folder or a .safetensors file)'
+
+def checkpoint_url() -> str:
+    "Base URL of the checkpoint's files: `$MT3_CHECKPOINT_URL`, else Google's public bucket."
+    return os.environ.get('MT3_CHECKPOINT_URL') or MT3_URL
+
+def offline() -> bool:
+    "Whether `$MT3_OFFLINE` forbids network access (any value but empty, 0, false or no)."
+    return os.environ.get('MT3_OFFLINE', '').strip().lower() not in ('', '0', 'false', 'no')
+
+# %% ../nbs/00_checkpoint.ipynb #c068b
+def default_checkpoint(progress: bool = True) -> Path:
+    "The checkpoint used when none is named: `$MT3_CHECKPOINT`, else the downloaded copy, downloaded now if missing."
+    if env := os.environ.get('MT3_CHECKPOINT'): return Path(env).expanduser()
+    d = default_checkpoint_dir()
+    if (d/'checkpoint').is_file(): return d   # `checkpoint` is fetched last: the download is complete
+    if offline(): raise CheckpointError(f'no MT3 checkpoint in {d}, and MT3_OFFLINE forbids downloading it: {_LOCAL_COPY}')
+    import sys
+    print(f'mt3_nb: first use: downloading the MT3 checkpoint ({MT3_BYTES / 1e6:.0f} MB) from {checkpoint_url()} into {d}', file=sys.stderr)
+    try: return download(d, progress=progress)
+    except CheckpointError as e: raise CheckpointError(f'{e}. Without network access, {_LOCAL_COPY}') from None
 
 # %% ../nbs/00_checkpoint.ipynb #k002
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}   # names the CLI and app offer
@@ -358,11 +378,12 @@ def _download_file(url: str, final: Path, sha: str, bar, timeout: float, tries: 
         if bad >= tries: raise CheckpointError(f'{url}: wrong SHA-256 after {bad} downloads (expected {sha[:16]}...)')
 
 # %% ../nbs/00_checkpoint.ipynb #c061b
-def download(dest: str | os.PathLike | None = None, base_url: str = MT3_URL, progress: bool = True,
+def download(dest: str | os.PathLike | None = None, base_url: str | None = None, progress: bool = True,
              timeout: float = 60) -> Path:
     "Download the MT3 checkpoint (T5X format) into `dest` (default: the user cache), verifying every file; return `dest`."
     from tqdm.auto import tqdm
     dest = Path(dest).expanduser() if dest is not None else default_checkpoint_dir()
+    base_url = base_url or checkpoint_url()
     dest.mkdir(parents=True, exist_ok=True)
     man = read_manifest()
     with tqdm(total=MT3_BYTES, unit='B', unit_scale=True, desc='MT3 checkpoint', disable=not progress) as bar:
@@ -373,5 +394,6 @@ def download(dest: str | os.PathLike | None = None, base_url: str = MT3_URL, pro
                 final.unlink()
             part = final.with_name(final.name + '.part')
             if part.is_file(): bar.update(part.stat().st_size)
+            if offline(): raise CheckpointError(f'{dest/rel}: missing, and MT3_OFFLINE forbids downloading it; {_LOCAL_COPY}')
             _download_file(base_url.rstrip('/') + '/' + urllib.parse.quote(rel), final, sha, bar, timeout)
     return dest

@@ -26,11 +26,24 @@ def _transcribe(a) -> int:
     output = a.output
     if a.example and output is None and not a.inputs: output = '.'   # the package folder may be read-only
     opts = _decode_options(a)
+    from mt3_nb.instruments import parse_instruments
+    from mt3_nb.outputs import parse_formats
+    try:
+        formats = parse_formats(a.formats)
+        instruments = parse_instruments(a.instruments) if a.instruments is not None else None
+        tempo = None if a.tempo in (None, 'auto') else float(a.tempo)
+        if tempo is not None and not tempo > 0: raise ValueError(f'--tempo must be "auto" or a BPM > 0, got {a.tempo!r}')
+        if a.quantize is not None and a.quantize < 1: raise ValueError(f'--quantize must be >= 1 steps per beat, got {a.quantize}')
+    except ValueError as e:
+        msg = f'--tempo must be "auto" or a BPM > 0, got {a.tempo!r}' if 'could not convert' in str(e) else e
+        print(f'mt3_nb transcribe: {msg}', file=sys.stderr); return 2
     def log(line):  # progress lines to stdout, failures to stderr as they happen
         print(line, file=sys.stderr if line.startswith('FAILED') else sys.stdout)
     rep = transcribe_batch(inputs, output, overwrite=a.overwrite, checkpoint=a.checkpoint, device=a.device,
                            dtype=a.dtype, opts=opts, progress=not a.quiet,
-                           log=None if a.quiet else log)
+                           log=None if a.quiet else log, formats=formats, instruments=instruments,
+                           consolidate=a.consolidate, tempo='auto' if a.tempo == 'auto' else tempo,
+                           quantize=a.quantize, merge=a.merge_fragments)
     for i, o, why in rep.skipped: print(f'skipped {i}: {o} {why}')
     print(rep.summary().splitlines()[0])
     if a.quiet:
@@ -128,11 +141,21 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument('--seed', type=int, help='--method sample: segment k of a file draws from SEED + k, so the same '
                    'seed gives the same notes at any batch size')
     t.add_argument('--batch-size', type=int, default=DEFAULT_BATCH_SIZE, help='segments per model batch')
+    t.add_argument('--formats', default='mid', help='comma-separated outputs per file: mid, csv, json (default: mid)')
+    t.add_argument('--consolidate', action='store_true', help='one program per instrument across the file, instead of '
+                   "the original's segment-by-segment programs (default: off, the faithful output)")
+    t.add_argument('--instruments', metavar='LIST', help='decode only these, e.g. "piano,bass,drums": GM program numbers '
+                   '(0-based), GM names, GM families, or drums')
+    t.add_argument('--tempo', metavar='BPM|auto', help='write this tempo (or one estimated from the notes) into the MIDI file')
+    t.add_argument('--quantize', type=int, metavar='N', help='snap MIDI notes to N steps per beat (4 = sixteenths); '
+                   'estimates the tempo unless --tempo is given')
+    t.add_argument('--merge-fragments', action='store_true', help='join notes of one pitch and instrument separated by '
+                   'at most 20 ms (a held note written as several)')
     t.add_argument('-q', '--quiet', action='store_true', help='no progress; only the summary and failures')
     t.set_defaults(fn=_transcribe)
     d = command('download', help='fetch the original MT3 checkpoint from the public bucket')
     d.add_argument('--dest', help='folder (default: the user cache)')
-    d.add_argument('--url', default='https://storage.googleapis.com/mt3/checkpoints/mt3/', help='base URL')
+    d.add_argument('--url', help='base URL (default: $MT3_CHECKPOINT_URL, else the public bucket)')
     d.add_argument('-q', '--quiet', action='store_true')
     d.set_defaults(fn=_download)
     c = command('convert', help='T5X checkpoint folder -> safetensors file')

@@ -21,6 +21,9 @@ from .model import MT3
 from .checkpoint import load_model, resolve_dtype
 from .generate import DecodeOptions, generate
 from .utils import get_device, error_line, make_folder, check_writable, release_memory
+from .instruments import Instruments, parse_instruments, forbidden_tokens, conform_programs
+from .instruments import consolidate as consolidate_programs
+from .outputs import parse_formats, output_paths, write_outputs
 
 # %% auto #0
 __all__ = ['AUDIO_EXTENSIONS', 'MIDI_SUFFIXES', 'check_model', 'plural', 'Transcription', 'decode_options', 'transcribe',
@@ -106,11 +109,16 @@ def transcribe(source, # a path, the bytes of an audio file, or a sample array a
                sr: int = SAMPLE_RATE, # the rate of an array `source` (mono, or channels along the shorter axis)
                name: str | None = None, # how `source` is named in messages
                generate_fn=generate, # `generate_fn(model, mel, opts, first=i)` replaces the decoder (the naive baseline)
+               instruments: str | Sequence | Instruments | None = None, # only these may be decoded, e.g. 'piano,bass,drums'
+               consolidate: bool = False, # one program per instrument across the file (`instruments.consolidate`)
                **decode_kw, # fields of `DecodeOptions`, replacing those of `opts`
               ) -> Transcription:
     "Transcribe `source` to notes with MT3."
     opts = decode_options(opts, **decode_kw)
     if model is not None: check_model(model, checkpoint, device, dtype)
+    if instruments is not None:
+        if not isinstance(instruments, Instruments): instruments = parse_instruments(instruments)
+        opts = replace(opts, suppress_tokens=tuple(sorted(set(opts.suppress_tokens) | set(forbidden_tokens(instruments)))))
     t0 = time.perf_counter()
     name = source_name(source, name)
     is_array = isinstance(source, np.ndarray) or torch.is_tensor(source)
@@ -146,10 +154,12 @@ def transcribe(source, # a path, the bytes of an audio file, or a sample array a
                 release_memory()                                    # keeps the footprint that of one batch
                 a = time.perf_counter()
     res = dec.finish()
+    notes = res.notes if instruments is None else conform_programs(res.notes, instruments)
+    if consolidate: notes = consolidate_programs(notes)
     t1 = time.perf_counter()
     timings = dict(load=t_open - t0, model_load=t_model - t_open, frontend=t_front, generate=t_gen,
                    decode=t_dec, total=t1 - t0 - (t_model - t_open))
-    return Transcription(notes=sort_notes(res.notes), invalid_events=res.invalid_events, dropped_events=res.dropped_events,
+    return Transcription(notes=sort_notes(notes), invalid_events=res.invalid_events, dropped_events=res.dropped_events,
                          duration=n_samples / SAMPLE_RATE, tokens=tokens,
                          start_times=floor_start_times(segment_start_times(len(tokens))), timings=timings, source=name)
 
@@ -190,7 +200,7 @@ MIDI_SUFFIXES = ('.mid', '.midi')
 def plan_outputs(files: Sequence[Path], # the input files
                  output=None, # a folder (default: beside each input), or a .mid/.midi file for one input
                 ) -> list[Path]:
-    "The output file of each input."
+    "The MIDI output file of each input (other formats go beside it, see `outputs.output_paths`)."
     if output is not None and Path(output).suffix.lower() in MIDI_SUFFIXES:
         if len(files) != 1:
             raise ValueError(f'{output}: names one MIDI file, but there are {len(files)} inputs; give a folder')
@@ -205,33 +215,41 @@ def transcribe_batch(inputs: Sequence, # audio files and folders (searched recur
                      opts: DecodeOptions | None = None, # how to decode
                      progress: bool = True, # progress bars
                      log=print, # called with one line per output written or input failed, as it happens
+                     formats: str | Sequence[str] = ('mid',), # any of mid, csv, json (`outputs.write_outputs`)
+                     instruments=None, # only these may be decoded, as in `transcribe`
+                     consolidate: bool = False, # one program per instrument, as in `transcribe`
+                     tempo: float | str | None = None, # MIDI tempo: a BPM or 'auto' (default: the faithful file)
+                     quantize: int | None = None, # MIDI grid steps per beat
+                     merge: bool = False, # merge fragmented repeated notes
                      **decode_kw, # fields of `DecodeOptions`, replacing those of `opts`
                     ) -> BatchReport:
-    "Transcribe files to MIDI; a bad file is reported and the batch goes on; a model that cannot load stops it."
-    opts = decode_options(opts, **decode_kw)
+    "Transcribe files to MIDI (and CSV/JSON); a bad file is reported and the batch goes on; a model that cannot load stops it."
+    opts, formats = decode_options(opts, **decode_kw), parse_formats(formats)
+    if instruments is not None and not isinstance(instruments, Instruments): instruments = parse_instruments(instruments)
     rep, claimed, todo = BatchReport(), {}, []
     def fail(f, reason):
         rep.failed.append((f, reason))
         if log: log(failure_line(f, reason))
     files = find_audio(inputs)
-    for f, out in zip(files, plan_outputs(files, output)):
-        key = out.resolve()
-        if key in claimed: fail(f, f'not transcribed: its output {out} would overwrite the one from {claimed[key]}')
-        elif out.exists() and not overwrite: rep.skipped.append((f, out, 'exists (use --overwrite)'))
-        elif out.exists() and not written_by_mt3_nb(out):
-            rep.skipped.append((f, out, 'exists and was not written by mt3_nb: never replaced'))
-        else: todo.append((f, out))
-        claimed.setdefault(key, f)
-    for folder in dict.fromkeys(out.parent for _, out in todo): check_writable(make_folder(folder))
+    for f, mid in zip(files, plan_outputs(files, output)):
+        outs = output_paths(mid, formats)
+        clash = next((o for o in outs if o.resolve() in claimed), None)
+        if clash: fail(f, f'not transcribed: its output {clash} would overwrite the one from {claimed[clash.resolve()]}')
+        elif all(o.exists() for o in outs) and not overwrite: rep.skipped.append((f, outs[0], 'exists (use --overwrite)'))
+        elif mid in outs and mid.exists() and not written_by_mt3_nb(mid):
+            rep.skipped.append((f, mid, 'exists and was not written by mt3_nb: never replaced'))
+        else: todo.append((f, mid, outs))
+        for o in outs: claimed.setdefault(o.resolve(), f)
+    for folder in dict.fromkeys(outs[0].parent for _, _, outs in todo): check_writable(make_folder(folder))
     model = load_model(checkpoint, device, dtype) if todo else None
-    for f, out in tqdm(todo, desc='files', unit='file', disable=not progress or len(todo) < 2):
+    for f, mid, outs in tqdm(todo, desc='files', unit='file', disable=not progress or len(todo) < 2):
         try:
-            t = transcribe(f, opts=opts, model=model, progress=progress)
-            t.write_midi(out)
+            t = transcribe(f, opts=opts, model=model, progress=progress, instruments=instruments, consolidate=consolidate)
+            write_outputs(t.notes, mid, formats, source=str(f), tempo=tempo, quantize=quantize, merge=merge)
         except Exception as e:  # one bad file must not stop the batch
             fail(f, error_line(e)); continue
-        rep.written.append((f, out, t))
-        if log: log(f'wrote {out} ({plural(len(t.notes), "note")}, {plural(len(t.programs), "instrument")}, '
+        rep.written.append((f, outs[0], t))
+        if log: log(f'wrote {", ".join(map(str, outs))} ({plural(len(t.notes), "note")}, {plural(len(t.programs), "instrument")}, '
                     f'{t.duration:.1f} s audio, RTF {t.rtf:.3f})')
     return rep
 
