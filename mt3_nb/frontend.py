@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_frontend.ipynb #c003
 from __future__ import annotations
-import io, math, os, re, warnings, contextlib
+import io, os, re, warnings, contextlib
 from typing import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path

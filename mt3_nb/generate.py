@@ -6,12 +6,12 @@
 from __future__ import annotations
 import itertools
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from .model import MT3, KVCache
+from .model import MT3
 
 # %% auto #0
 __all__ = ['EOS', 'BOS', 'NEG_INF', 'METHODS', 'DEFAULT_BATCH_SIZE', 'brevity_penalty', 'Search', 'Beam1', 'Greedy', 'Sample',

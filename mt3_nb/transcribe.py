@@ -4,9 +4,8 @@
 
 # %% ../nbs/05_transcribe.ipynb #c003
 from __future__ import annotations
-import os, time, importlib.resources
+import time, importlib.resources
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
