@@ -229,8 +229,6 @@ def generate(model: MT3, # the model, on the device to decode on
     """Token ids per segment: int32 arrays of raw vocabulary ids, ending with EOS (1) when there is one. The score is
     the beam-1 score (length-normalised log-probability) or the summed log-probability of the tokens."""
     if not isinstance(opts, DecodeOptions): raise TypeError(f'opts must be a DecodeOptions, got {type(opts).__name__}')
-    if opts.max_tokens > model.cfg.max_len - 1:
-        raise ValueError(f'max_tokens must be in [1, {model.cfg.max_len - 1}], got {opts.max_tokens}')
     src = mel if encoded is None else encoded
     if src is None: raise ValueError('generate needs `mel` or `encoded`')
     if isinstance(src, np.ndarray): src = torch.from_numpy(src)
