@@ -14,9 +14,9 @@ from .utils import atomic_write, get_device, make_folder
 from .model import MT3, MT3Config, sinusoids
 
 # %% auto #0
-__all__ = ['DTYPES', 'MT3_URL', 'MT3_BYTES', 'CheckpointError', 'read_t5x', 'torch_name', 'to_state_dict', 'model_config',
-           'expected_shapes', 'check_state_dict', 'save_weights', 'load_weights', 'convert', 'cache_dir',
-           'default_checkpoint_dir', 'load_checkpoint', 'checkpoint_url', 'offline', 'default_checkpoint',
+__all__ = ['DTYPES', 'GATED', 'MT3_URL', 'MT3_BYTES', 'CheckpointError', 'read_t5x', 'torch_name', 'to_state_dict',
+           'model_config', 'expected_shapes', 'check_state_dict', 'save_weights', 'load_weights', 'convert',
+           'cache_dir', 'default_checkpoint_dir', 'load_checkpoint', 'checkpoint_url', 'offline', 'default_checkpoint',
            'resolve_dtype', 'load_model', 'read_manifest', 'download']
 
 # %% ../nbs/00_checkpoint.ipynb #c005
@@ -277,12 +277,13 @@ def default_checkpoint(progress: bool = True) -> Path:
 # %% ../nbs/00_checkpoint.ipynb #k002
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}   # names the CLI and app offer
 _ALIASES = {'fp32': 'float32', 'bf16': 'bfloat16', 'fp16': 'float16'}
+GATED = {'cuda': ('float16', 'float32'), 'cpu': ('float32',)}   # modes that pass the quality gate, fastest first
 
-def resolve_dtype(dtype: str | torch.dtype | None, # a name in `DTYPES` (or fp32/bf16/fp16), a torch dtype, or None (float32)
+def resolve_dtype(dtype: str | torch.dtype | None, # a name in `DTYPES` (or fp32/bf16/fp16), a torch dtype, or 'auto'/None
                   device: torch.device, # where the model runs
                  ) -> torch.dtype:
-    "A torch dtype from a name or dtype; half precision only on a GPU."
-    if dtype is None: return torch.float32
+    "A torch dtype from a name or dtype; `auto` is the fastest gated mode on `device` (`GATED`); half precision only on a GPU."
+    if dtype is None or dtype == 'auto': dtype = GATED.get(device.type, ('float32',))[0]
     if isinstance(dtype, str):
         name = _ALIASES.get(dtype, dtype)
         if name not in DTYPES: raise ValueError(f'unknown dtype {dtype!r}: use one of {", ".join(DTYPES)}')
@@ -308,7 +309,7 @@ _cached_build = lru_cache(maxsize=2)(_build)
 
 def load_model(checkpoint: str | os.PathLike | None = None, # T5X folder or .safetensors (default: `load_checkpoint`'s)
                device: str | torch.device | None = None, # default: CUDA when present
-               dtype: str | torch.dtype | None = None, # default float32; bfloat16/float16 on a GPU
+               dtype: str | torch.dtype | None = None, # default `auto`: float16 on a GPU, float32 on the CPU (`GATED`)
                cache: bool = True, # reuse a model loaded before with the same arguments
               ) -> MT3:
     "The MT3 model in eval mode, without gradients."
