@@ -42,6 +42,7 @@ GRANULARITIES = {             # program map per granularity, applied to non-drum
 METRICS = ('onset', 'onset_offset', 'frame', 'drum', 'drum_pitch_agnostic',
            'multi_full', 'multi_midi_class', 'multi_flat')
 
+# %% ../nbs/07_evaluate.ipynb #c007b
 class EvaluateError(ValueError):
     "A transcription or reference that cannot be scored; the message names the file."
 
@@ -265,6 +266,7 @@ def evaluate_files(est_path: str | os.PathLike, # the transcription file (MIDI, 
 TRUTH_SUFFIXES = ('.notes.csv', '.mid', '.midi')     # in order of preference
 _BOUNDARY = '_-. '
 
+# %% ../nbs/07_evaluate.ipynb #d031d
 @dataclass
 class Clip:
     "An audio file with its ground truth; `name` is the audio's path relative to the dataset folder."
@@ -309,6 +311,7 @@ def find_clips(root, # the dataset folder
 # %% ../nbs/07_evaluate.ipynb #d035
 MAIN_METRICS = ('onset', 'onset_offset', 'frame', 'drum', 'multi_full')
 
+# %% ../nbs/07_evaluate.ipynb #d035f
 def _f1(s: dict | None, k: str):
     m = s.get(k) if s else None
     return None if m is None else m['f1']
