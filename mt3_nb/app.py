@@ -176,6 +176,7 @@ def download_link(path, # the file to offer
 # %% ../nbs/09_app.ipynb #c030
 ACCEPT = '.wav,.flac,.ogg,.oga,.mp3,.m4a,.aac,.mp4,.opus,.aif,.aiff,.wma,.webm,audio/*'
 
+# %% ../nbs/09_app.ipynb #c030d
 def reference_for(source, # what is transcribed: a path, or the bytes of an upload
                   name: str | None = None, # the upload's name
                   reference=None, # a true-notes file the user named (CSV, MIDI, JSON)
