@@ -41,6 +41,7 @@ FAMILY_COLORS = ('#1f5fbf',  # 0 piano: blue
 DRUM_COLOR = '#222222'
 _SHADES = (0.0, 0.18, -0.15, 0.32, 0.09, -0.24, 0.26, -0.07)   # lightness offsets of a family's 8 programs
 
+# %% ../nbs/09a_plotting.ipynb #p006h
 def inst_key(n: Note, # a note
             ) -> tuple[int, bool]:
     "The instrument of a note: (program, False), or (0, True) for every drum note."
