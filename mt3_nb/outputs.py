@@ -74,6 +74,7 @@ def write_json(notes: Iterable[Note], # the notes
 # %% ../nbs/11_outputs.ipynb #o011
 FPS = 100   # frames per second of the onset curve
 
+# %% ../nbs/11_outputs.ipynb #o011c
 def _grid_fit(onsets: np.ndarray, step: float) -> tuple[float, float]:
     "How well `onsets` sit on a grid of `step` seconds (0..1), and the grid's phase in seconds."
     z = np.exp(2j * np.pi * onsets / step).mean()
