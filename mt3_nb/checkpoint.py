@@ -269,6 +269,7 @@ def load_checkpoint(path: str | os.PathLike | None = None, # a T5X directory or 
 # %% ../nbs/00_checkpoint.ipynb #c060a
 _LOCAL_COPY = 'set MT3_CHECKPOINT to a local copy of the checkpoint (its T5X folder or a .safetensors file)'
 
+# %% ../nbs/00_checkpoint.ipynb #c060e
 def checkpoint_url() -> str:
     "Base URL of the checkpoint's files: `$MT3_CHECKPOINT_URL`, else Google's public bucket."
     return os.environ.get('MT3_CHECKPOINT_URL') or MT3_URL
@@ -295,6 +296,7 @@ def default_checkpoint(progress: bool = True, # show a progress bar while downlo
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}   # names the CLI and app offer
 _ALIASES = {'fp32': 'float32', 'bf16': 'bfloat16', 'fp16': 'float16'}
 
+# %% ../nbs/00_checkpoint.ipynb #k002b
 def resolve_dtype(dtype: str | torch.dtype | None, # a name in `DTYPES` (or fp32/bf16/fp16), a torch dtype, or None (float32)
                   device: torch.device, # where the model runs
                  ) -> torch.dtype:
@@ -338,6 +340,7 @@ def load_model(checkpoint: str | os.PathLike | None = None, # T5X folder or .saf
 MT3_URL = 'https://storage.googleapis.com/mt3/checkpoints/mt3/'
 MT3_BYTES = 171_589_452  # total size of the 295 files: the progress bar's total
 
+# %% ../nbs/00_checkpoint.ipynb #c057b
 def read_manifest(text: str | None = None, # `sha256sum` output; default: the package's `mt3.sha256`
                  ) -> dict[str, str]:
     "The checkpoint's files (relative paths, `checkpoint` last) and their SHA-256, from `sha256sum` output (default: the package's)."
