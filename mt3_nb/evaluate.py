@@ -14,9 +14,9 @@ import mir_eval
 
 # %% auto #0
 __all__ = ['ONSET_TOLERANCE', 'PITCH_TOLERANCE', 'OFFSET_RATIO', 'OFFSET_MIN_TOLERANCE', 'FRAME_FPS', 'FRAME_VELOCITY_THRESHOLD',
-           'FRAME_MIN_DURATION', 'GRANULARITIES', 'METRICS', 'TRUTH_SUFFIXES', 'MAIN_METRICS', 'EvaluateError',
-           'load_notes', 'frame_roll', 'score', 'format_table', 'evaluate_files', 'Clip', 'find_truth', 'find_clips',
-           'evaluate_dataset', 'format_dataset']
+           'FRAME_MIN_DURATION', 'GRANULARITIES', 'METRICS', 'TRUTH_SUFFIXES', 'MAIN_METRICS', 'GATE_METRICS',
+           'EvaluateError', 'load_notes', 'frame_roll', 'score', 'format_table', 'evaluate_files', 'Clip', 'find_truth',
+           'find_clips', 'evaluate_dataset', 'format_dataset', 'quality_gate']
 
 # %% ../nbs/07_evaluate.ipynb #c004
 from .codec import CodecError, MidiError, Note, midi_to_notes, notes_from_csv, note_sequence_to_notes, track_name
@@ -407,3 +407,23 @@ def format_dataset(res: dict, # `evaluate_dataset`'s result
     m = res['mean']
     lines.append(f"| **mean** | | | | {' | '.join(_fmt(m[k]) for k in MAIN_METRICS)} | |")
     return '\n'.join(lines)
+
+# %% ../nbs/07_evaluate.ipynb #q002
+GATE_METRICS = ('onset', 'drum', 'multi_full')
+
+def quality_gate(base: dict, # `evaluate_dataset` results of float32 (the reference mode)
+                 mode: dict, # `evaluate_dataset` results of the mode, on the same clips
+                 mean_tol: float = 0.005, # largest allowed fall of a metric's note-weighted mean F1
+                 clip_tol: float = 0.03, # largest allowed fall of one clip's F1
+                ) -> dict:
+    "{metric: {mean, worst, clips}} of F1 changes (mode - base), with `passed` and the clips that could not be compared."
+    ref, got = {r['clip']: r['scores'] for r in base['clips']}, {r['clip']: r['scores'] for r in mode['clips']}
+    bad = sorted(c for c in ref.keys() | got.keys() if not (ref.get(c) and got.get(c)))
+    out = dict(metrics={}, unmatched=bad)
+    for k in GATE_METRICS:
+        d = [(ref[c][k]['n_ref'], got[c][k]['f1'] - ref[c][k]['f1']) for c in sorted(ref.keys() & got.keys())
+             if c not in bad and ref[c].get(k) and got[c].get(k)]
+        if d: out['metrics'][k] = dict(mean=sum(n * x for n, x in d) / sum(n for n, _ in d), worst=min(x for _, x in d), clips=len(d))
+    out['passed'] = not bad and all(v['mean'] >= -mean_tol and v['worst'] >= -clip_tol for v in out['metrics'].values())
+    return out
+
