@@ -110,27 +110,35 @@ def attend(q: Tensor, # queries [n, H, 1, D]
 
 # %% ../nbs/01_model.ipynb #c015
 class KVCache:
-    """Preallocated keys/values of `slots` rows, each at its own position: self-attention [n_layers, slots, H, capacity, D]
-    (row r holds its positions 0..pos[r]) and cross-attention [n_layers, slots, H, frames, D] (made by the first `MT3.start`)."""
+    """Keys/values of `slots` rows, each at its own position: self-attention, a list of one [slots, H, capacity, D] tensor
+    per layer (row r holds its positions 0..pos[r]), and cross-attention [n_layers, slots, H, frames, D] (made by the
+    first `MT3.start`)."""
+    step = 64                                  # the capacity grows in steps of this many positions
     def __init__(self, cfg: MT3Config, slots: int, capacity: int = 1025, device=None, dtype=torch.float32):
-        shape = (cfg.n_decoder_layers, slots, cfg.n_heads, capacity, cfg.head_dim)
-        self.self_k, self.self_v = (torch.zeros(shape, device=device, dtype=dtype) for _ in 'kv')
+        shape = (slots, cfg.n_heads, capacity, cfg.head_dim)
+        self.self_k, self.self_v = ([torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_decoder_layers)]
+                                    for _ in 'kv')
         self.cross_k = self.cross_v = None
 
     @property
-    def slots(self) -> int: return self.self_k.shape[1]
+    def slots(self) -> int: return self.self_k[0].shape[0]
     @property
-    def capacity(self) -> int: return self.self_k.shape[3]
+    def capacity(self) -> int: return self.self_k[0].shape[2]
 
     def reserve(self, n: int):
-        "Make room for `n` positions, at least doubling: few shapes, and short outputs do not pay for 1024 slots."
+        "Make room for `n` positions, rounded up to `step`, one layer at a time: growing holds one layer's old copy at most."
         if n <= self.capacity: return
-        grow = lambda t: torch.cat([t, t.new_zeros(*t.shape[:3], max(n, 2 * t.shape[3]) - t.shape[3], t.shape[4])], 3)
-        self.self_k, self.self_v = grow(self.self_k), grow(self.self_v)
+        cap = -(-n // self.step) * self.step
+        for ts in (self.self_k, self.self_v):
+            for i in range(len(ts)):
+                new = ts[i].new_zeros(*ts[i].shape[:2], cap, ts[i].shape[3])
+                new[:, :, :ts[i].shape[2]] = ts[i]
+                ts[i] = new                     # the old layer is freed here, before the next one is copied
 
     def move(self, dst: list[int], src: list[int]):
         "Copy rows `src` into rows `dst` (the loop closes the holes of finished rows with the last live ones)."
-        for t in (self.self_k, self.self_v, self.cross_k, self.cross_v):
+        for t in self.self_k + self.self_v: t[dst] = t[src]
+        for t in (self.cross_k, self.cross_v):
             if t is not None: t[:, dst] = t[:, src]
 
 # %% ../nbs/01_model.ipynb #c017
@@ -179,8 +187,8 @@ class DecoderLayer(nn.Module):
         n, sa, ca, T = y.shape[0], self.self_attention, self.encoder_decoder_attention, mask.shape[-1]
         q, k, v = linear(self.pre_self_attention_layer_norm(y), sa.qkv).view(n, 3, sa.n_heads, -1).unbind(1)
         rows = torch.arange(n, device=y.device)
-        cache.self_k[i, rows, :, pos], cache.self_v[i, rows, :, pos] = k, v   # each row at its own position
-        o = attend(q[:, :, None], cache.self_k[i, :n, :, :T], cache.self_v[i, :n, :, :T], mask)
+        cache.self_k[i][rows, :, pos], cache.self_v[i][rows, :, pos] = k, v   # each row at its own position
+        o = attend(q[:, :, None], cache.self_k[i][:n, :, :T], cache.self_v[i][:n, :, :T], mask)
         y = y + sa.out(o.view(n, -1))
         q = ca.query(self.pre_cross_attention_layer_norm(y)).view(n, ca.n_heads, 1, -1)
         o = attend(q, cache.cross_k[i, :n], cache.cross_v[i, :n])

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_transcribe.ipynb #c003
 from __future__ import annotations
-import time, importlib.resources
+import time, itertools, importlib.resources
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
@@ -18,16 +18,16 @@ from .codec import (Note, NoteDecoder, floor_start_times, segment_start_times, s
                           write_midi, written_by_mt3_nb)
 from .model import MT3
 from .checkpoint import load_model, resolve_dtype
-from .generate import DecodeOptions, generate
+from .generate import DecodeOptions, decode_stream
 from .utils import get_device, error_line, make_folder, check_writable, release_memory
 from .instruments import Instruments, parse_instruments, forbidden_tokens, conform_programs
 from .instruments import consolidate as consolidate_programs
 from .outputs import parse_formats, output_paths, write_outputs
 
 # %% auto #0
-__all__ = ['AUDIO_EXTENSIONS', 'MIDI_SUFFIXES', 'check_model', 'plural', 'Transcription', 'decode_options', 'transcribe',
-           'find_audio', 'BatchReport', 'failure_line', 'plan_outputs', 'transcribe_batch', 'example_path',
-           'example_truth_path']
+__all__ = ['AUDIO_EXTENSIONS', 'MIDI_SUFFIXES', 'check_model', 'plural', 'Transcription', 'decode_options', 'SegmentFeed',
+           'transcribe', 'find_audio', 'BatchReport', 'failure_line', 'plan_outputs', 'transcribe_batch',
+           'example_path', 'example_truth_path']
 
 # %% ../nbs/05_transcribe.ipynb #c006
 def _same_device(a: torch.device, b: torch.device) -> bool:
@@ -97,6 +97,44 @@ def decode_options(opts: DecodeOptions | None = None, # the options, or None for
     if not isinstance(opts, DecodeOptions): raise TypeError(f'opts must be a DecodeOptions, got {type(opts).__name__}')
     return replace(opts, **decode_kw) if decode_kw else opts
 
+# %% ../nbs/05_transcribe.ipynb #c009a
+class SegmentFeed:
+    "The segments of a 16 kHz stream as (index, log-mel [256, n_mels]) pairs, computed `group` at a time as they are asked for."
+    def __init__(self, chunks, # 1-D 16 kHz sample chunks, e.g. an `AudioStream`
+                 batch_size: int, # segments per piece of audio (`segment_batches`)
+                 device=None, # where the log-mel is computed
+                 group: int = 16, # segments whose log-mel is computed at once
+                ):
+        self.pieces, self.bs, self.device, self.group = segment_batches(chunks, batch_size), batch_size, device, group
+        self.bounds = {}                       # segment index -> (its start time, the next one's; None for the last)
+        self.samples, self.seconds, self.total = 0, 0.0, None   # samples read, seconds spent, segments (once known)
+
+    def __iter__(self):
+        while True:
+            t = time.perf_counter()
+            if (piece := next(self.pieces, None)) is None: return
+            first, x, last = piece
+            n = num_segments(len(x)) if last else self.bs          # the last piece may hold one more
+            starts = floor_start_times(segment_start_times(first + n + 1))
+            for s in range(first, first + n): self.bounds[s] = (starts[s], None if last and s == first + n - 1 else starts[s + 1])
+            self.samples += len(x)
+            if last: self.total = first + n
+            for i in range(0, n, self.group):
+                mel = log_mel(x, i, min(i + self.group, n), device=self.device)
+                self.seconds += time.perf_counter() - t
+                yield from enumerate(mel, first + i)
+                t = time.perf_counter()
+            x = mel = None; release_memory()                    # the piece's samples are done with
+            self.seconds += time.perf_counter() - t
+
+# %% ../nbs/05_transcribe.ipynb #c009c
+def _chunked(generate_fn, model: MT3, segments, opts: DecodeOptions):
+    "(index, tokens) of (index, log-mel) `segments`, `generate_fn(model, mel, opts, first=i)` decoding `batch_size` at a time."
+    it = iter(segments)
+    while chunk := list(itertools.islice(it, opts.batch_size)):
+        keys = [k for k, _ in chunk]
+        yield from zip(keys, generate_fn(model, torch.stack([x for _, x in chunk]), opts, first=keys[0]))
+
 # %% ../nbs/05_transcribe.ipynb #c010
 def transcribe(source, # a path, the bytes of an audio file, or a sample array at `sr` Hz
                checkpoint=None, # T5X folder or .safetensors for `load_model` (default: $MT3_CHECKPOINT or the download)
@@ -107,7 +145,7 @@ def transcribe(source, # a path, the bytes of an audio file, or a sample array a
                model: MT3 | None = None, # a loaded model, instead of checkpoint/device/dtype
                sr: int = SAMPLE_RATE, # the rate of an array `source` (mono, or channels along the shorter axis)
                name: str | None = None, # how `source` is named in messages
-               generate_fn=generate, # `generate_fn(model, mel, opts, first=i)` replaces the decoder (the naive baseline)
+               generate_fn=None, # None: one `decode_stream` pool; else `generate_fn(model, mel, opts, first=i)` per chunk (the naive baseline)
                instruments: str | Sequence | Instruments | None = None, # only these may be decoded, e.g. 'piano,bass,drums'
                consolidate: bool = False, # one program per instrument across the file (`instruments.consolidate`)
                **decode_kw, # fields of `DecodeOptions`, replacing those of `opts`
@@ -125,41 +163,31 @@ def transcribe(source, # a path, the bytes of an audio file, or a sample array a
     t_open = time.perf_counter()
     if model is None: model = load_model(checkpoint, device, dtype)
     t_model = time.perf_counter()
-    dev, bs = model.device, opts.batch_size
-    dec, tokens, n_samples = NoteDecoder(), [], 0
-    t_front = t_gen = t_dec = 0.0
+    dec, tokens, done, t_dec = NoteDecoder(), [], {}, 0.0
     est = num_segments(stream.samples) if stream.samples else None
-    show = progress if progress is not None else (est or 0) > 2 * bs
-    pieces = segment_batches(stream, bs)
+    show = progress if progress is not None else (est or 0) > 2 * opts.batch_size
+    feed = SegmentFeed(stream, opts.batch_size, model.device)
+    results = (((k, t) for k, t, _ in decode_stream(model, feed, opts)) if generate_fn is None
+               else _chunked(generate_fn, model, feed, opts))
     with tqdm(total=est, desc=Path(name).name if name[0] != '<' else name, unit='seg', disable=not show) as bar:
-        while True:
-            a = time.perf_counter()
-            if (piece := next(pieces, None)) is None: break
-            first, x, last = piece
-            n_samples += len(x)
-            n = num_segments(len(x)) if last else bs                    # the last piece may hold one more
-            starts = floor_start_times(segment_start_times(first + n + 1))
-            if last: bar.total = first + n
-            for i in range(0, n, bs):
-                mel = log_mel(x, i, min(i + bs, n), device=dev)
-                b = time.perf_counter()
-                ids = generate_fn(model, mel, opts, first=first + i)
-                c = time.perf_counter()
-                for s, seg in enumerate(ids, first + i):
-                    dec.add_segment(seg, starts[s], None if s == first + n - 1 and last else starts[s + 1])
-                tokens.extend(ids)
-                t_front, t_gen, t_dec = t_front + b - a, t_gen + c - b, t_dec + time.perf_counter() - c
-                bar.update(len(ids))
-                release_memory()                                    # keeps the footprint that of one batch
-                a = time.perf_counter()
+        a = time.perf_counter()
+        for k, ids in results:                                  # in the order segments finish
+            b = time.perf_counter()
+            done[k] = ids
+            while len(tokens) in done:                          # the notes are decoded in segment order
+                s = len(tokens); tokens.append(done.pop(s)); dec.add_segment(tokens[-1], *feed.bounds.pop(s))
+            if feed.total is not None: bar.total = feed.total
+            bar.update(1)
+            t_dec += time.perf_counter() - b
+        t_loop = time.perf_counter() - a
     res = dec.finish()
     notes = res.notes if instruments is None else conform_programs(res.notes, instruments)
     if consolidate: notes = consolidate_programs(notes)
     t1 = time.perf_counter()
-    timings = dict(load=t_open - t0, model_load=t_model - t_open, frontend=t_front, generate=t_gen,
-                   decode=t_dec, total=t1 - t0 - (t_model - t_open))
+    timings = dict(load=t_open - t0, model_load=t_model - t_open, frontend=feed.seconds, generate=t_loop - feed.seconds - t_dec,
+                   decode=t_dec, total=t1 - t0 - (t_model - t_open))   # generate: the loop's time less the other two
     return Transcription(notes=sort_notes(notes), invalid_events=res.invalid_events, dropped_events=res.dropped_events,
-                         duration=n_samples / SAMPLE_RATE, tokens=tokens,
+                         duration=feed.samples / SAMPLE_RATE, tokens=tokens,
                          start_times=floor_start_times(segment_start_times(len(tokens))), timings=timings, source=name)
 
 # %% ../nbs/05_transcribe.ipynb #c012
