@@ -146,7 +146,7 @@ def transcribe_ray(inputs: Sequence, # audio files and folders (searched recursi
                    address: str | None = None, # the Ray cluster (default: $RAY_ADDRESS, else a local cluster)
                    actors: int | None = None, # model actors (default: one per GPU of the cluster, else 1)
                    gpus_per_actor: float | None = None, # default: 1 when the cluster has GPUs, else 0
-                   cpus_per_actor: float = 1, # CPU actors: also their torch threads
+                   cpus_per_actor: int = 1, # cores of a CPU actor: also its torch threads
                    files_per_call: int = 4, # files an actor decodes together in one pool
                    retry_failed: bool = False, # transcribe again files that failed in an earlier run
                    progress: bool = True, # a progress bar of files
@@ -185,7 +185,9 @@ def transcribe_ray(inputs: Sequence, # audio files and folders (searched recursi
         else: todo.append(dict(input=str(f), output=str(mid), batch_size=opts.batch_size))
         claimed.setdefault(mid.resolve(), f)
     if todo:
-        ray = connect(address)
+        # a local cluster gets a logical CPU beyond the CPU actors' for reading audio (light work), so that the
+        # actors never take every CPU and leave the reading stage waiting for one
+        ray = connect(address, num_cpus=max(os.cpu_count() or 1, (actors or 1) * int(cpus_per_actor) + 1))
         from ray.data import ActorPoolStrategy, DataContext
         ctx = DataContext.get_current()
         ctx.enable_progress_bars = ctx.print_on_execution_start = False      # our own bar, one line per file
@@ -193,7 +195,11 @@ def transcribe_ray(inputs: Sequence, # audio files and folders (searched recursi
         gpus = ray.cluster_resources().get('GPU', 0)
         g = gpus_per_actor if gpus_per_actor is not None else (1 if gpus else 0)
         n = actors or (max(1, int(gpus // g)) if g else 1)
-        threads = None if g else max(1, int(cpus_per_actor))
+        threads = None if g else max(1, cpus_per_actor)
+        if not g and n * cpus_per_actor >= ray.cluster_resources().get('CPU', 0):
+            raise ValueError(f'{plural(n, "CPU actor")} of {plural(cpus_per_actor, "CPU")} each take all '
+                             f'{plural(int(ray.cluster_resources()["CPU"]), "CPU")} of the Ray cluster and leave none for reading '
+                             'audio: use fewer actors or CPUs per actor')
         kw = dict(checkpoint=checkpoint, device=device, dtype=dtype, opts=opts, threads=threads, instruments=instruments,
                   consolidate=consolidate, formats=formats, tempo=tempo, quantize=quantize, merge=merge)
         # the CPU stage declares the memory it may take, which also keeps Ray Data from fusing it into the actors
