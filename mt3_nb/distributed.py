@@ -132,8 +132,15 @@ def connect(address: str | None = None, # a Ray cluster ('ray://host:10001', 'au
     if ray.is_initialized(): return ray
     address = address or os.environ.get('RAY_ADDRESS') or None
     kw = dict(address=address) if address else dict(num_cpus=num_cpus, include_dashboard=False, **init_kw)
-    ray.init(log_to_driver=False, logging_level='WARNING', configure_logging=True, **kw)
-    return ray
+    for attempt in range(3):
+        try: ray.init(log_to_driver=False, logging_level='WARNING', configure_logging=True, **kw); return ray
+        except Exception as e:
+            # On a loaded machine a new local node can miss one of Ray's fixed start-up deadlines (its raylet waits
+            # 15-30 s for its agents); start afresh, after ending what the failed start left running.
+            if address or attempt == 2 or 'during startup' not in str(e): raise
+            import psutil
+            for p in psutil.Process().children(recursive=True):
+                if p.name() in ('gcs_server', 'raylet') or 'ray' in ' '.join(p.cmdline()[:2]): p.kill()
 
 # %% ../nbs/12_ray.ipynb #r024
 FEATURES_MEMORY = 2**28   # bytes the CPU stage asks of Ray per file being read (a Ray resource, not a limit)
