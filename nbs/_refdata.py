@@ -87,8 +87,9 @@ def _ci() -> bool: return os.environ.get('CI', '').lower() in ('1', 'true', 'yes
 
 def optional_package(nb: str, module: str, install: str) -> bool:
     "Whether `module` imports; without it the cells marked `# needs <module>` are skipped and one line says so (CI=true: an error)."
-    import importlib.util
-    if importlib.util.find_spec(module) is not None: _MISSING.discard(module); return True
+    import importlib
+    try: importlib.import_module(module); _MISSING.discard(module); return True
+    except ImportError: pass
     why = f'{module} is not installed ({install})'
     if _ci(): raise AssertionError(f'{nb}: {why}; CI runs every check')
     _MISSING.add(module)
