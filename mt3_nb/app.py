@@ -18,7 +18,7 @@ from IPython.display import HTML
 from .frontend import load_audio, SAMPLE_RATE
 from .codec import Note, write_midi, notes_to_csv
 from .evaluate import load_notes, score
-from .checkpoint import load_model
+from .checkpoint import load_model, GATED
 from .transcribe import transcribe, example_path, example_truth_path, Transcription
 from .utils import error_line
 from .instruments import consolidate
@@ -33,32 +33,40 @@ __all__ = ['GPU_DEFAULT_DTYPE', 'CPU_BATCH_SIZE', 'GPU_BATCH_SIZE', 'DECODINGS',
            'reference_for', 'TranscriptionApp']
 
 # %% ../nbs/09_app.ipynb #c006
-GPU_DEFAULT_DTYPE = 'float32'   # the GPU's default precision; 'bfloat16' once the parity tests allow it
+GPU_DEFAULT_DTYPE = GATED['cuda'][0]   # the GPU's default precision: the fastest gated mode (float16)
 CPU_BATCH_SIZE = 8              # segments per model call on a CPU: small, so that the progress bar moves
-GPU_BATCH_SIZE = 64             # segments per model call on a GPU: big batches keep it busy
+GPU_BATCH_SIZE = 512            # segments decoding together on a GPU: big pools keep it busy
 
 DECODINGS = {'beam1': 'Original (beam search, 1 beam)', 'greedy': 'Greedy (fastest)',
              'sample': 'Sampling (with temperature)'}
 DECODING_NAMES = {'beam1': 'beam-1 (original)', 'greedy': 'greedy', 'sample': 'sampling'}
-PRECISIONS = {'float32': 'float32 (exact)', 'bfloat16': 'bfloat16 (GPU, fast)', 'float16': 'float16 (GPU)'}
+PRECISIONS = {'float32': 'float32 (exact)', 'float16': 'float16 (GPU, fast, gated)', 'bfloat16': 'bfloat16 (GPU, below the gate on drums)'}
 
+# %% ../nbs/09_app.ipynb #c006g
 class SettingsError(ValueError):
     "A combination of app settings that cannot run here."
 
+# %% ../nbs/09_app.ipynb #c006b
 def cuda_available() -> bool: return torch.cuda.is_available()
 
-def device_options(cuda: bool | None = None) -> list[tuple[str, str]]:
+# %% ../nbs/09_app.ipynb #c006c
+def device_options(cuda: bool | None = None, # whether there is a CUDA GPU; default: ask torch
+                  ) -> list[tuple[str, str]]:
     "(label, value) pairs for the device menu: 'auto' and the CPU, plus CUDA when there is a GPU."
     cuda = cuda_available() if cuda is None else cuda
     return [('auto (GPU if present)' if cuda else 'auto (CPU: no GPU found)', 'auto')] + \
            ([('cuda', 'cuda')] if cuda else []) + [('cpu', 'cpu')]
 
-def precision_options(device: str = 'auto', cuda: bool | None = None) -> list[tuple[str, str]]:
+# %% ../nbs/09_app.ipynb #c006d
+def precision_options(device: str = 'auto', # the device menu's value: 'auto', 'cuda' or 'cpu'
+                      cuda: bool | None = None, # whether there is a CUDA GPU; default: ask torch
+                     ) -> list[tuple[str, str]]:
     "(label, value) pairs for the precision menu: half precision only when `device` will be a GPU."
     cuda = cuda_available() if cuda is None else cuda
     on_gpu = cuda and device in ('auto', 'cuda')
     return [(PRECISIONS[p], p) for p in (PRECISIONS if on_gpu else ['float32'])]
 
+# %% ../nbs/09_app.ipynb #c006e
 @dataclass
 class Settings:
     "What the app's option widgets hold; `None` means: the default for the device."
@@ -69,7 +77,10 @@ class Settings:
     seed: int | None = 0          # sampling only: the same seed gives the same notes
     batch_size: int | None = None
 
-def resolve_settings(s: Settings, cuda: bool | None = None) -> dict:
+# %% ../nbs/09_app.ipynb #c006f
+def resolve_settings(s: Settings, # the options as the app's widgets hold them
+                     cuda: bool | None = None, # whether there is a CUDA GPU; default: ask torch
+                    ) -> dict:
     "Keyword arguments for `load_model`/`transcribe` (device, dtype, method, batch_size, decoding options)."
     cuda = cuda_available() if cuda is None else cuda
     if s.device not in ('auto', 'cuda', 'cpu'): raise SettingsError(f'unknown device {s.device!r}: use auto, cuda or cpu')
@@ -89,7 +100,9 @@ def resolve_settings(s: Settings, cuda: bool | None = None) -> dict:
 # %% ../nbs/09_app.ipynb #c025
 def _pname(p: int) -> str: return f'{pretty_midi.note_number_to_name(p)} ({p})'
 
-def instrument_summary(notes: Iterable[Note]) -> list[dict]:
+# %% ../nbs/09_app.ipynb #c025b
+def instrument_summary(notes: Iterable[Note], # a transcription
+                      ) -> list[dict]:
     "One row per instrument (program order, drums last): name, program, is_drum, notes, lowest, highest, range."
     by: dict = {}
     for n in notes: by.setdefault(inst_key(n), []).append(n)
@@ -101,11 +114,15 @@ def instrument_summary(notes: Iterable[Note]) -> list[dict]:
         rows.append(dict(name=inst_name(key), program=key[0], is_drum=key[1], notes=len(ps), lowest=lo, highest=hi, range=rng))
     return rows
 
+# %% ../nbs/09_app.ipynb #c025c
 def _css(c) -> str:
     if isinstance(c, str): return c
     return '#' + ''.join(f'{int(round(v * 255)):02x}' for v in c[:3])
 
-def instrument_table(notes: Iterable[Note], colors: dict | None = None) -> str:
+# %% ../nbs/09_app.ipynb #c025d
+def instrument_table(notes: Iterable[Note], # a transcription
+                     colors: dict | None = None, # {instrument key: colour}; default: `instrument_colors(notes)`
+                    ) -> str:
     "The instrument summary as an HTML table, with each instrument's piano-roll colour (fixed per instrument)."
     notes = list(notes)
     colors = colors or instrument_colors(notes)
@@ -120,16 +137,23 @@ def instrument_table(notes: Iterable[Note], colors: dict | None = None) -> str:
         f'<td style="padding:2px 10px">{html.escape(r["range"])}</td></tr>' for r in rows)
     return f'<table style="border-collapse:collapse"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
+# %% ../nbs/09_app.ipynb #c025e
 def default_out_dir() -> Path:
     "Where the app writes its MIDI and CSV files: a folder in the system's temporary directory."
     return Path(tempfile.gettempdir())/'mt3_nb_app'
 
-def safe_stem(name: str) -> str:
+# %% ../nbs/09_app.ipynb #c025f
+def safe_stem(name: str, # an uploaded file's name or a path
+             ) -> str:
     "A file-name stem from an uploaded file's name or a path (no folders, no odd characters)."
     stem = re.sub(r'[^\w.-]+', '_', Path(str(name)).stem).strip('._')
     return stem or 'transcription'
 
-def save_outputs(notes: Iterable[Note], stem: str, out_dir=None) -> dict[str, Path]:
+# %% ../nbs/09_app.ipynb #c025g
+def save_outputs(notes: Iterable[Note], # a transcription
+                 stem: str, # the files' name without suffix (made safe by `safe_stem`)
+                 out_dir=None, # the folder; default: `default_out_dir()`
+                ) -> dict[str, Path]:
     "Write `<stem>.mid`, `<stem>.notes.csv` and `<stem>.json` (schema in `11_outputs`) atomically into `out_dir`; their paths."
     notes, out = list(notes), Path(out_dir) if out_dir is not None else default_out_dir()
     out.mkdir(parents=True, exist_ok=True)
@@ -137,8 +161,11 @@ def save_outputs(notes: Iterable[Note], stem: str, out_dir=None) -> dict[str, Pa
     return dict(midi=write_midi(notes, out/f'{stem}.mid'), csv=notes_to_csv(notes, out/f'{stem}.notes.csv'),
                 json=write_notes_json(notes, out/f'{stem}.json', source=stem))
 
+# %% ../nbs/09_app.ipynb #c025h
 _MIME = {'.mid': 'audio/midi', '.midi': 'audio/midi', '.csv': 'text/csv', '.json': 'application/json'}
-def download_link(path, label: str | None = None) -> str:
+def download_link(path, # the file to offer
+                  label: str | None = None, # the link text; default: the file name
+                 ) -> str:
     "An HTML link that downloads the file's bytes (a data: URI: no server access needed)."
     path = Path(path)
     data = base64.b64encode(path.read_bytes()).decode('ascii')
@@ -149,7 +176,11 @@ def download_link(path, label: str | None = None) -> str:
 # %% ../nbs/09_app.ipynb #c030
 ACCEPT = '.wav,.flac,.ogg,.oga,.mp3,.m4a,.aac,.mp4,.opus,.aif,.aiff,.wma,.webm,audio/*'
 
-def reference_for(source, name: str | None = None, reference=None) -> list[Note] | None:
+# %% ../nbs/09_app.ipynb #c030d
+def reference_for(source, # what is transcribed: a path, or the bytes of an upload
+                  name: str | None = None, # the upload's name
+                  reference=None, # a true-notes file the user named (CSV, MIDI, JSON)
+                 ) -> list[Note] | None:
     "True notes for a clip: `reference` if given, the example's truth, or a `<stem>.notes.csv` beside a path."
     if reference: return load_notes(Path(str(reference)).expanduser())
     if isinstance(source, (str, os.PathLike)):
@@ -159,12 +190,17 @@ def reference_for(source, name: str | None = None, reference=None) -> list[Note]
         if side.is_file(): return load_notes(side)
     return None
 
+# %% ../nbs/09_app.ipynb #c030b
 def _lbl(w, text): return widgets.HBox([widgets.HTML(f'<b>{text}</b>', layout=widgets.Layout(width='110px')), w])
 
 # %% ../nbs/09_app.ipynb #c031
 class TranscriptionApp:
     "The notebook app: pick a recording, transcribe it, see, hear and download the result."
-    def __init__(self, checkpoint=None, out_dir=None, cuda: bool | None = None):
+    def __init__(self,
+                 checkpoint=None, # the weights: a path, or None for the default (downloaded on first use)
+                 out_dir=None, # where MIDI, CSV and JSON are written; default: `default_out_dir()`
+                 cuda: bool | None = None, # whether to offer the GPU; default: ask torch
+                ):
         self.checkpoint, self.out_dir = checkpoint, Path(out_dir) if out_dir is not None else default_out_dir()
         self.cuda = cuda_available() if cuda is None else cuda
         self.result = self.audio = self.reference = self.fig = self.colors = None
@@ -224,7 +260,10 @@ class TranscriptionApp:
     def settings(self) -> Settings:
         return Settings(self.device.value, self.precision.value, self.decoding.value, self.temperature.value, self.seed.value)
 
-    def say(self, text: str, error: bool = False):
+    def say(self,
+            text: str, # the message, one line
+            error: bool = False, # show it as an error
+           ):
         "Show a one-line message (red for errors) above the results."
         style = 'color:#b00020;font-weight:bold' if error else 'color:#333'
         self.status.value = f'<div style="{style}">{"⚠ " if error else ""}{html.escape(text)}</div>'
@@ -290,7 +329,12 @@ class TranscriptionApp:
         return 'Against the reference: ' + ', '.join(parts) + '.' if parts else ''
 
     # --- results -----------------------------------------------------------------------------
-    def show(self, t: Transcription, audio: np.ndarray, reference: list[Note] | None = None, stem: str = 'transcription'):
+    def show(self,
+             t: Transcription, # the transcription
+             audio: np.ndarray, # the recording, mono 16 kHz
+             reference: list[Note] | None = None, # true notes to outline and score against
+             stem: str = 'transcription', # name of the files written
+            ):
         "Fill the result area for transcription `t` of `audio` (16 kHz)."
         self.result, self.audio, self.reference = t, audio, reference
         self.colors = instrument_colors(t.notes)

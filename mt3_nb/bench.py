@@ -16,12 +16,12 @@ from .frontend import load_audio, SAMPLE_RATE
 from .utils import get_device, error_line, write_json, machine_info
 from .model import MT3
 from .generate import Beam1, BOS, EOS, DecodeOptions, DEFAULT_BATCH_SIZE
-from .checkpoint import load_model, resolve_dtype
+from .checkpoint import load_model, resolve_dtype, GATED
 from .transcribe import Transcription, transcribe, example_path
 
 # %% auto #0
 __all__ = ['DEFAULT_SECONDS', 'bench_audio', 'naive_generate', 'naive_transcribe', 'peak_rss_mib', 'bench', 'BenchError',
-           'bench_subprocess', 'compare', 'format_bench']
+           'bench_subprocess', 'compare', 'bench_modes', 'format_bench']
 
 # %% ../nbs/08_bench.ipynb #c006
 DEFAULT_SECONDS = 60.0
@@ -166,6 +166,25 @@ def compare(**kw) -> list[dict]:
     base = {k: v for k, v in kw.items() if k not in ('method', 'batch_size', 'naive')}
     return [bench_subprocess(**base, naive=True), bench_subprocess(**{**kw, 'naive': False})]
 
+# %% ../nbs/08_bench.ipynb #m002
+def bench_modes(modes: Sequence[str] | None = None, # dtype names (default: float32 and the device's gated modes)
+                seconds: Sequence[float] = (60, 600), # audio lengths: the audio (default: the example) tiled or cut
+                repeat: int = 2, # rounds; each round runs every configuration once, in turn
+                run=None, # runs one configuration (default: `bench_subprocess`)
+                **kw, # the rest of `bench`'s arguments (device, batch_size, checkpoint, ...)
+               ) -> list[dict]:
+    "The fastest of `repeat` alternated runs of each mode on each length, ordered by length then mode."
+    if repeat < 1: raise ValueError(f'repeat must be >= 1, got {repeat}')
+    modes = list(modes or dict.fromkeys(('float32',) + GATED.get(get_device(kw.get('device')).type, ())))
+    run, best = run or bench_subprocess, {}
+    for _ in range(repeat):
+        for s in seconds:
+            for m in modes:
+                r = run(**kw, dtype=m, seconds=s)
+                if (m, s) not in best or r['wall_s'] < best[m, s]['wall_s']: best[m, s] = r
+    return [best[m, s] for s in seconds for m in modes]
+
+
 # %% ../nbs/08_bench.ipynb #c024
 def _name(c: dict) -> str:
     return 'naive (batch 1, no KV cache)' if c['naive'] else f"{c['method']}, batch {c['batch_size']}, KV cache"
@@ -174,17 +193,18 @@ def _device(c: dict) -> str:
     return f"{c['device']} ({c['threads']} thread{'s' if c['threads'] != 1 else ''})" if c['device'] == 'cpu' else c['device']
 
 def format_bench(results: Sequence[dict]) -> str:
-    "A Markdown table of `bench` results (speed-up and token identity relative to the first)."
+    "A Markdown table of `bench` results (speed-up and token identity relative to the first of the same length)."
     f = lambda x, d=2: '–' if x is None else f'{x:.{d}f}'
-    ref = results[0] if results else None
+    ref, refs = results[0] if results else None, {}
+    for r in results: refs.setdefault(r['audio']['seconds'], r)
     lines = ['| configuration | device | dtype | audio s | load s | wall s | RTF | CPU-s / audio-s | peak RSS MiB '
              '| peak GPU MiB | speed-up | same tokens |', '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|']
     for r in results:
-        c = r['config']
-        same = 'yes' if r['tokens_sha1'] == ref['tokens_sha1'] else 'NO'
+        c, first = r['config'], refs[r['audio']['seconds']]
+        same = 'yes' if r['tokens_sha1'] == first['tokens_sha1'] else 'NO'
         lines.append(f"| {_name(c)} | {_device(c)} | {c['dtype']} | {r['audio']['seconds']:.1f} | {f(r['load_s'])} "
                      f"| {f(r['wall_s'])} | {f(r['rtf'], 3)} | {f(r['cpu_per_audio_s'], 3)} | {f(r['peak_rss_mib'], 0)} "
-                     f"| {f(r['peak_gpu_mib'], 0)} | {ref['wall_s'] / r['wall_s']:.1f}× | {same} |")
+                     f"| {f(r['peak_gpu_mib'], 0)} | {first['wall_s'] / r['wall_s']:.1f}× | {same} |")
     if ref:
         m = ref['machine']
         gpu = f", GPU {m['gpu']}" if m.get('gpu') else ''

@@ -14,9 +14,9 @@ from .utils import atomic_write, get_device, make_folder
 from .model import MT3, MT3Config, sinusoids
 
 # %% auto #0
-__all__ = ['DTYPES', 'MT3_URL', 'MT3_BYTES', 'CheckpointError', 'read_t5x', 'torch_name', 'to_state_dict', 'model_config',
-           'expected_shapes', 'check_state_dict', 'save_weights', 'load_weights', 'convert', 'cache_dir',
-           'default_checkpoint_dir', 'load_checkpoint', 'checkpoint_url', 'offline', 'default_checkpoint',
+__all__ = ['DTYPES', 'GATED', 'MT3_URL', 'MT3_BYTES', 'CheckpointError', 'read_t5x', 'torch_name', 'to_state_dict',
+           'model_config', 'expected_shapes', 'check_state_dict', 'save_weights', 'load_weights', 'convert',
+           'cache_dir', 'default_checkpoint_dir', 'load_checkpoint', 'checkpoint_url', 'offline', 'default_checkpoint',
            'resolve_dtype', 'load_model', 'read_manifest', 'download']
 
 # %% ../nbs/00_checkpoint.ipynb #c005
@@ -87,7 +87,8 @@ def _zarr_array(ckpt_dir: Path, spec: dict, where: str) -> np.ndarray:
     return np.frombuffer(raw, '<f4').reshape(shape, order=meta.get('order', 'C')).astype(np.float32, order='C')
 
 # %% ../nbs/00_checkpoint.ipynb #c016
-def read_t5x(path: str | os.PathLike) -> dict[str, np.ndarray]:
+def read_t5x(path: str | os.PathLike, # the T5X checkpoint directory
+            ) -> dict[str, np.ndarray]:
     "Read the parameters (`optimizer/target`) of the T5X checkpoint directory `path` as float32 numpy arrays keyed by T5X path."
     d = Path(path)
     if not d.exists(): raise FileNotFoundError(f'{d}: T5X checkpoint directory not found')
@@ -101,7 +102,8 @@ def read_t5x(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return out
 
 # %% ../nbs/00_checkpoint.ipynb #c025
-def torch_name(t5x_name: str) -> str:
+def torch_name(t5x_name: str, # a parameter's slash path in the T5X tree
+              ) -> str:
     "The state-dict name of the T5X parameter path `t5x_name`."
     parts = t5x_name.split('/')
     *mods, leaf = parts
@@ -110,7 +112,8 @@ def torch_name(t5x_name: str) -> str:
     return '.'.join(mods + ['weight'])
 
 # %% ../nbs/00_checkpoint.ipynb #c025a
-def to_state_dict(params: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+def to_state_dict(params: dict[str, np.ndarray], # `read_t5x` output
+                 ) -> dict[str, torch.Tensor]:
     "Turn `read_t5x` output into a PyTorch state dict (kernels transposed to [out, in]; contiguous float32)."
     sd = {}
     for k, v in params.items():
@@ -119,7 +122,8 @@ def to_state_dict(params: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     return sd
 
 # %% ../nbs/00_checkpoint.ipynb #c029
-def model_config(params: dict) -> MT3Config:
+def model_config(params: dict, # `read_t5x` output or a state dict
+                ) -> MT3Config:
     "The `MT3Config` of a checkpoint, read off its parameter shapes (`read_t5x` output or a state dict)."
     p = {k: tuple(v.shape) for k, v in params.items() if '/' not in k}
     p |= {torch_name(k): tuple(v.shape)[::-1] if k.endswith('/kernel') else tuple(v.shape) for k, v in params.items() if '/' in k}
@@ -135,7 +139,8 @@ def model_config(params: dict) -> MT3Config:
                      n_decoder_layers=nl('decoder'), vocab_size=shape('decoder.token_embedder.weight')[0])
 
 # %% ../nbs/00_checkpoint.ipynb #c029a
-def expected_shapes(cfg: MT3Config) -> dict[str, tuple]:
+def expected_shapes(cfg: MT3Config, # the model configuration
+                   ) -> dict[str, tuple]:
     "Every state-dict tensor of an MT3 model with `cfg`, and its shape."
     D, I, M = cfg.d_model, cfg.n_heads * cfg.head_dim, cfg.d_mlp
     att = lambda p: {f'{p}.{q}.weight': (I, D) for q in ('query', 'key', 'value')} | {f'{p}.out.weight': (D, I)}
@@ -153,7 +158,10 @@ def expected_shapes(cfg: MT3Config) -> dict[str, tuple]:
     return s
 
 # %% ../nbs/00_checkpoint.ipynb #c029b
-def check_state_dict(sd: dict, cfg: MT3Config, where: str = 'checkpoint'):
+def check_state_dict(sd: dict, # the state dict to check
+                     cfg: MT3Config, # the configuration it must fit
+                     where: str = 'checkpoint', # names the source in the error message
+                    ):
     "Raise `CheckpointError` unless `sd` has exactly the float32 tensors, with the shapes, that `cfg` needs."
     want = expected_shapes(cfg)
     if missing := sorted(set(want) - set(sd)): raise CheckpointError(f'{where}: missing {len(missing)} tensors, e.g. {missing[0]}')
@@ -163,7 +171,10 @@ def check_state_dict(sd: dict, cfg: MT3Config, where: str = 'checkpoint'):
         if sd[k].dtype != torch.float32: raise CheckpointError(f'{where}: {k} has dtype {sd[k].dtype}, expected float32')
 
 # %% ../nbs/00_checkpoint.ipynb #c037
-def save_weights(state_dict: dict[str, torch.Tensor], cfg: MT3Config, path: str | os.PathLike) -> Path:
+def save_weights(state_dict: dict[str, torch.Tensor], # the weights
+                 cfg: MT3Config, # their configuration, stored in the metadata
+                 path: str | os.PathLike, # the .safetensors file to write
+                ) -> Path:
     "Write `state_dict` and its `MT3Config` to the safetensors file `path`, atomically."
     path = Path(path)
     check_state_dict(state_dict, cfg, str(path))
@@ -174,7 +185,8 @@ def save_weights(state_dict: dict[str, torch.Tensor], cfg: MT3Config, path: str 
     return path
 
 # %% ../nbs/00_checkpoint.ipynb #c037a
-def load_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], MT3Config]:
+def load_weights(path: str | os.PathLike, # a .safetensors file written by `save_weights`
+                ) -> tuple[dict[str, torch.Tensor], MT3Config]:
     "Load a safetensors file written by `save_weights`: (state dict, `MT3Config`)."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f'{path}: safetensors file not found')
@@ -206,7 +218,9 @@ def _from_t5x(t5x_dir) -> tuple[dict[str, torch.Tensor], MT3Config]:
     return sd, config
 
 # %% ../nbs/00_checkpoint.ipynb #c037c
-def convert(t5x_dir: str | os.PathLike, out_path: str | os.PathLike) -> Path:
+def convert(t5x_dir: str | os.PathLike, # the T5X checkpoint directory
+            out_path: str | os.PathLike, # the .safetensors file to write
+           ) -> Path:
     "Convert the T5X checkpoint directory `t5x_dir` to the safetensors file `out_path` (written atomically)."
     make_folder(Path(out_path).parent)                     # a bad destination fails before the checkpoint is read
     sd, config = _from_t5x(t5x_dir)
@@ -236,7 +250,8 @@ def _fingerprint(d: Path) -> str:
 # %% ../nbs/00_checkpoint.ipynb #c046c
 _CACHE_FORMAT = 'cfg2'   # the metadata layout: versions of mt3_nb that store the config differently never share a file
 
-def load_checkpoint(path: str | os.PathLike | None = None) -> tuple[dict[str, torch.Tensor], MT3Config]:
+def load_checkpoint(path: str | os.PathLike | None = None, # a T5X directory or a .safetensors file; default: `default_checkpoint()`
+                   ) -> tuple[dict[str, torch.Tensor], MT3Config]:
     "Load MT3 weights as (state dict, `MT3Config`) from a T5X directory or a `.safetensors` file (default: see above)."
     if path is None: path = default_checkpoint()   # $MT3_CHECKPOINT, else the download (fetched on first use)
     path = Path(path).expanduser()
@@ -254,16 +269,19 @@ def load_checkpoint(path: str | os.PathLike | None = None) -> tuple[dict[str, to
 # %% ../nbs/00_checkpoint.ipynb #c060a
 _LOCAL_COPY = 'set MT3_CHECKPOINT to a local copy of the checkpoint (its T5X folder or a .safetensors file)'
 
+# %% ../nbs/00_checkpoint.ipynb #c060e
 def checkpoint_url() -> str:
     "Base URL of the checkpoint's files: `$MT3_CHECKPOINT_URL`, else Google's public bucket."
     return os.environ.get('MT3_CHECKPOINT_URL') or MT3_URL
 
+# %% ../nbs/00_checkpoint.ipynb #c060b
 def offline() -> bool:
     "Whether `$MT3_OFFLINE` forbids network access (any value but empty, 0, false or no)."
     return os.environ.get('MT3_OFFLINE', '').strip().lower() not in ('', '0', 'false', 'no')
 
 # %% ../nbs/00_checkpoint.ipynb #c068b
-def default_checkpoint(progress: bool = True) -> Path:
+def default_checkpoint(progress: bool = True, # show a progress bar while downloading
+                      ) -> Path:
     "The checkpoint used when none is named: `$MT3_CHECKPOINT`, else the downloaded copy, downloaded now if missing."
     if env := os.environ.get('MT3_CHECKPOINT'): return Path(env).expanduser()
     d = default_checkpoint_dir()
@@ -277,12 +295,14 @@ def default_checkpoint(progress: bool = True) -> Path:
 # %% ../nbs/00_checkpoint.ipynb #k002
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}   # names the CLI and app offer
 _ALIASES = {'fp32': 'float32', 'bf16': 'bfloat16', 'fp16': 'float16'}
+GATED = {'cuda': ('float16', 'float32'), 'cpu': ('float32',)}   # modes that pass the quality gate, fastest first
 
-def resolve_dtype(dtype: str | torch.dtype | None, # a name in `DTYPES` (or fp32/bf16/fp16), a torch dtype, or None (float32)
+# %% ../nbs/00_checkpoint.ipynb #k002b
+def resolve_dtype(dtype: str | torch.dtype | None, # a name in `DTYPES` (or fp32/bf16/fp16), a torch dtype, or 'auto'/None
                   device: torch.device, # where the model runs
                  ) -> torch.dtype:
-    "A torch dtype from a name or dtype; half precision only on a GPU."
-    if dtype is None: return torch.float32
+    "A torch dtype from a name or dtype; `auto` is the fastest gated mode on `device` (`GATED`); half precision only on a GPU."
+    if dtype is None or dtype == 'auto': dtype = GATED.get(device.type, ('float32',))[0]
     if isinstance(dtype, str):
         name = _ALIASES.get(dtype, dtype)
         if name not in DTYPES: raise ValueError(f'unknown dtype {dtype!r}: use one of {", ".join(DTYPES)}')
@@ -308,7 +328,7 @@ _cached_build = lru_cache(maxsize=2)(_build)
 
 def load_model(checkpoint: str | os.PathLike | None = None, # T5X folder or .safetensors (default: `load_checkpoint`'s)
                device: str | torch.device | None = None, # default: CUDA when present
-               dtype: str | torch.dtype | None = None, # default float32; bfloat16/float16 on a GPU
+               dtype: str | torch.dtype | None = None, # default `auto`: float16 on a GPU, float32 on the CPU (`GATED`)
                cache: bool = True, # reuse a model loaded before with the same arguments
               ) -> MT3:
     "The MT3 model in eval mode, without gradients."
@@ -321,7 +341,9 @@ def load_model(checkpoint: str | os.PathLike | None = None, # T5X folder or .saf
 MT3_URL = 'https://storage.googleapis.com/mt3/checkpoints/mt3/'
 MT3_BYTES = 171_589_452  # total size of the 295 files: the progress bar's total
 
-def read_manifest(text: str | None = None) -> dict[str, str]:
+# %% ../nbs/00_checkpoint.ipynb #c057b
+def read_manifest(text: str | None = None, # `sha256sum` output; default: the package's `mt3.sha256`
+                 ) -> dict[str, str]:
     "The checkpoint's files (relative paths, `checkpoint` last) and their SHA-256, from `sha256sum` output (default: the package's)."
     if text is None: text = files('mt3_nb').joinpath('mt3.sha256').read_text()
     out = {}
@@ -378,8 +400,11 @@ def _download_file(url: str, final: Path, sha: str, bar, timeout: float, tries: 
         if bad >= tries: raise CheckpointError(f'{url}: wrong SHA-256 after {bad} downloads (expected {sha[:16]}...)')
 
 # %% ../nbs/00_checkpoint.ipynb #c061b
-def download(dest: str | os.PathLike | None = None, base_url: str | None = None, progress: bool = True,
-             timeout: float = 60) -> Path:
+def download(dest: str | os.PathLike | None = None, # the folder; default: `default_checkpoint_dir()`
+             base_url: str | None = None, # where the files are; default: `checkpoint_url()`
+             progress: bool = True, # show a progress bar
+             timeout: float = 60, # seconds to wait for the server on each request
+            ) -> Path:
     "Download the MT3 checkpoint (T5X format) into `dest` (default: the user cache), verifying every file; return `dest`."
     from tqdm.auto import tqdm
     dest = Path(dest).expanduser() if dest is not None else default_checkpoint_dir()

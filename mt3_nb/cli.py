@@ -115,17 +115,23 @@ def _evaluate(a) -> int:
 
 # %% ../nbs/06_cli.ipynb #c005e
 def _bench(a) -> int:
-    from mt3_nb.bench import bench, compare, format_bench
+    from mt3_nb.bench import bench, bench_modes, compare, format_bench
     from mt3_nb.utils import write_json
     if a.compare and a.naive:
         print('mt3_nb bench: --compare already runs the naive baseline; drop --naive', file=sys.stderr); return 2
+    if a.modes is not None and (a.compare or a.naive or a.seconds or a.dtype != 'auto'):
+        print('mt3_nb bench: --modes times its own modes and lengths (--lengths); drop --compare, --naive, --seconds '
+              'and --dtype', file=sys.stderr); return 2
     kw = dict(audio=a.audio, seconds=a.seconds, device=a.device, dtype=a.dtype, method=a.method,
               batch_size=a.batch_size, checkpoint=a.checkpoint, repeat=a.repeat, threads=a.threads)
-    if a.compare: res = compare(**kw)
+    if a.modes is not None:
+        kw = {k: v for k, v in kw.items() if k not in ('seconds', 'dtype', 'repeat')}
+        res = bench_modes(a.modes or None, seconds=a.lengths, repeat=a.repeat, **kw)
+    elif a.compare: res = compare(**kw)
     else: res = [bench(**kw, naive=a.naive)]
     print(format_bench(res))
     if a.json:
-        write_json(a.json, res if a.compare else res[0]); print(f'wrote {a.json}')
+        write_json(a.json, res if len(res) > 1 else res[0]); print(f'wrote {a.json}')
     return 0
 
 # %% ../nbs/06_cli.ipynb #c006
@@ -142,6 +148,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='mt3_nb', description='MT3 multi-instrument music transcription (PyTorch port).')
     sub = p.add_subparsers(dest='command', required=True)
     def command(name, **kw): return sub.add_parser(name, formatter_class=_Help, **kw)
+    dtype_help = ('precision: auto is the fastest mode that passes the quality gate on the device (float16 on a GPU, '
+                  'float32 on the CPU); float32 on the CPU reproduces the original exactly; half precision on a GPU only')
     t = command('transcribe', help='audio files or folders -> .mid files',
                 description='Existing outputs are kept; with --overwrite only MIDI files that mt3_nb wrote (they carry '
                 'a "written by mt3_nb" text event) are replaced, never a file of yours such as a ground truth.')
@@ -152,7 +160,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument('--overwrite', action='store_true', help='replace existing .mid files that mt3_nb wrote')
     t.add_argument('--checkpoint', help='T5X folder or .safetensors (default: $MT3_CHECKPOINT or the downloaded copy)')
     t.add_argument('--device', help='cpu, cuda, cuda:1, ... (default: cuda when present)')
-    t.add_argument('--dtype', choices=list(DTYPES), help='GPU only for half precision')
+    t.add_argument('--dtype', choices=['auto', *DTYPES], default='auto', help=dtype_help)
     t.add_argument('--method', choices=METHODS, default='beam1',
                    help="decoding: the original's beam-1 search (default), greedy, or sampling")
     t.add_argument('--temperature', type=float, help='--method sample: softmax temperature, > 0 (1.0 when not given)')
@@ -194,7 +202,7 @@ def parser() -> argparse.ArgumentParser:
     def model_args(q):
         q.add_argument('--checkpoint', help='T5X folder or .safetensors (default: $MT3_CHECKPOINT or the downloaded copy)')
         q.add_argument('--device', help='cpu, cuda, cuda:1, ... (default: cuda when present)')
-        q.add_argument('--dtype', choices=list(DTYPES), help='GPU only for half precision')
+        q.add_argument('--dtype', choices=['auto', *DTYPES], default='auto', help=dtype_help)
         q.add_argument('--method', choices=METHODS, default='beam1', help='decoding method')
         q.add_argument('--batch-size', type=int, default=DEFAULT_BATCH_SIZE, help='segments per model batch')
     e = command('evaluate', help='score a transcription against a reference, or a whole folder of clips',
@@ -226,6 +234,11 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument('--naive', action='store_true', help='the baseline: batch 1, no key/value cache')
     b.add_argument('--compare', action='store_true', help='run the naive baseline and this configuration, each in '
                    'a fresh process, and compare them')
+    b.add_argument('--modes', nargs='*', choices=list(DTYPES), metavar='MODE', help='time these precision modes '
+                   '(none named: float32 and the gated ones of the device) on each of --lengths, each run in its own '
+                   'process, alternated round by round (--repeat rounds)')
+    b.add_argument('--lengths', nargs='+', type=float, default=[60.0, 600.0], metavar='S',
+                   help='--modes: audio lengths in seconds (the audio tiled)')
     b.add_argument('--repeat', type=int, default=1, help='runs per configuration; the fastest counts')
     b.add_argument('--threads', type=int, help="torch CPU threads (default: torch's choice, one per core)")
     b.add_argument('--json', metavar='OUT', help='write the results as JSON to OUT')

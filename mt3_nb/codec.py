@@ -72,6 +72,7 @@ class CodecConfig:
 PAD_ID, EOS_ID, UNK_ID = 0, 1, 2
 DECODED_EOS, DECODED_INVALID = -1, -2
 
+# %% ../nbs/03_codec.ipynb #c008e
 class Event(NamedTuple):
     type: str
     value: int
@@ -79,35 +80,49 @@ class Event(NamedTuple):
 # %% ../nbs/03_codec.ipynb #c008a
 class Codec:
     "Maps events ↔ codec indices ↔ model token ids for one `CodecConfig`."
-    def __init__(self, config: CodecConfig = CodecConfig()):
+    def __init__(self,
+                 config: CodecConfig = CodecConfig(), # the vocabulary: event ranges and special ids
+                ):
         self.config = config
         self.offsets, off = {}, 0
         for name, lo, hi in config.event_ranges: self.offsets[name] = (off, lo, hi); off += hi - lo + 1
         self.num_classes = off
         self.events = [Event(name, v) for name, lo, hi in config.event_ranges for v in range(lo, hi + 1)]
 
-    def event_to_index(self, type: str, value: int) -> int:
+    def event_to_index(self,
+                       type: str, # the event type: 'shift', 'pitch', 'velocity', 'tie', 'program' or 'drum'
+                       value: int, # the event's value
+                      ) -> int:
         "Codec index of an event."
         if type not in self.offsets: raise CodecError(f'unknown event type {type!r}')
         off, lo, hi = self.offsets[type]
         if not lo <= value <= hi: raise CodecError(f'{type} value {value} outside [{lo}, {hi}]')
         return off + int(value) - lo
 
-    def encode(self, type: str, value: int) -> int:
+    def encode(self,
+               type: str, # the event type: 'shift', 'pitch', 'velocity', 'tie', 'program' or 'drum'
+               value: int, # the event's value
+              ) -> int:
         "Model token id of an event."
         return self.event_to_index(type, value) + self.config.num_special_ids
 
-    def index_to_event(self, index: int) -> Event:
+    def index_to_event(self,
+                       index: int, # a codec index
+                      ) -> Event:
         "Event of a codec index (`CodecError` for −1, −2 or anything out of range)."
         if not 0 <= index < self.num_classes: raise CodecError(f'invalid codec index {index}')
         return self.events[index]
 
-    def token_range(self, type: str) -> tuple[int, int]:
+    def token_range(self,
+                    type: str, # the event type
+                   ) -> tuple[int, int]:
         "First and last model token id of an event type."
         off, lo, hi = self.offsets[type]
         return off + self.config.num_special_ids, off + hi - lo + self.config.num_special_ids
 
-    def decode_ids(self, ids) -> np.ndarray:
+    def decode_ids(self,
+                   ids, # model token ids of one segment
+                  ) -> np.ndarray:
         "Model token ids → codec indices, −1 from the first EOS on, −2 for ids that are no event."
         ids = np.asarray(ids, dtype=np.int64)
         n0 = self.config.num_special_ids
@@ -119,19 +134,25 @@ class Codec:
 # %% ../nbs/03_codec.ipynb #c008b
 MT3_CODEC = Codec()
 
-def trim_eos(decoded) -> np.ndarray:
+# %% ../nbs/03_codec.ipynb #c008d
+def trim_eos(decoded, # codec indices from `Codec.decode_ids`
+            ) -> np.ndarray:
     "Cut decoded indices at the first −1 (EOS); keep everything when there is none."
     decoded = np.asarray(decoded)
     eos = np.flatnonzero(decoded == DECODED_EOS)
     return decoded[:eos[0]] if len(eos) else decoded
 
 # %% ../nbs/03_codec.ipynb #c013
-def segment_start_times(num_segments: int, config: CodecConfig = CodecConfig()) -> np.ndarray:
+def segment_start_times(num_segments: int, # how many segments
+                        config: CodecConfig = CodecConfig(), # the segment length and frame rate
+                       ) -> np.ndarray:
     "Unrounded start times (s, float64) of consecutive segments: frame index / frame rate."
     return np.arange(num_segments) * config.segment_frames / config.frames_per_second
 
 # %% ../nbs/03_codec.ipynb #c013a
-def floor_start_times(times, steps_per_second: int = 100) -> np.ndarray:
+def floor_start_times(times, # start times (s)
+                      steps_per_second: int = 100, # the shift grid: 100 steps of 10 ms
+                     ) -> np.ndarray:
     "Floor start times to the shift grid with the original's float64 arithmetic (`t -= t % 0.01`)."
     t = np.asarray(times, dtype=np.float64)
     return t - t % (1 / steps_per_second)
@@ -158,17 +179,23 @@ class DecodeResult(NamedTuple):
 DEFAULT_VELOCITY = 100     # velocity of notes before any velocity token
 MIN_NOTE_DURATION = 0.01   # every note lasts at least 10 ms; drums last exactly that
 
-def velocity_from_bin(v: int, num_bins: int) -> int:
+# %% ../nbs/03_codec.ipynb #c016g
+def velocity_from_bin(v: int, # the velocity bin
+                      num_bins: int, # bins of the vocabulary (MT3: 1)
+                     ) -> int:
     "The original's bin → MIDI velocity: 0 stays 0 (note-off), else int(127·v/bins)."
     return 0 if v == 0 else int(127 * v / num_bins)
 
 # %% ../nbs/03_codec.ipynb #c016c
-def velocity_to_bin(velocity: int, num_bins: int) -> int:
+def velocity_to_bin(velocity: int, # MIDI velocity 0-127
+                    num_bins: int, # bins of the vocabulary (MT3: 1)
+                   ) -> int:
     "MIDI velocity → bin (0 = note-off)."
     return 0 if velocity == 0 else math.ceil(num_bins * velocity / 127)
 
 # %% ../nbs/03_codec.ipynb #c016d
-def assign_instruments(notes: Iterable[Note]) -> list[Note]:
+def assign_instruments(notes: Iterable[Note], # notes in the order the original closes them
+                      ) -> list[Note]:
     "Number the tracks like the original: programs in note order get 0‥8, 10, 11, … (9 skipped); drums get 9."
     numbers, out = {}, []
     for n in notes:
@@ -185,7 +212,9 @@ _KINDS = dict(shift=_SHIFT, pitch=_PITCH, velocity=_VELOCITY, tie=_TIE, program=
 
 class NoteDecoder:
     "Streaming tokens → notes: feed segments in time order with `add_segment`, then call `finish` once."
-    def __init__(self, codec: Codec = MT3_CODEC):
+    def __init__(self,
+                 codec: Codec = MT3_CODEC, # the vocabulary the tokens come from
+                ):
         self.codec = codec
         self._kinds = [_KINDS[e.type] for e in codec.events]
         self._values = [e.value for e in codec.events]
@@ -233,7 +262,11 @@ class NoteDecoder:
         else: return False
         return True
 
-    def add_events(self, indices: Sequence[int], start_time: float, max_time: float | None = None) -> tuple[int, int]:
+    def add_events(self,
+                   indices: Sequence[int], # codec indices of one segment, EOS trimmed
+                   start_time: float, # the segment's start (s), on the 10 ms grid
+                   max_time: float | None = None, # the next segment's start: later events are dropped; None for the last
+                  ) -> tuple[int, int]:
         "Decode one segment of codec indices (EOS already trimmed). Returns this segment's (invalid, dropped)."
         if self._finished: raise CodecError('NoteDecoder.finish() was already called')
         start_time = float(start_time)
@@ -260,7 +293,11 @@ class NoteDecoder:
         self.invalid_events += invalid; self.dropped_events += dropped
         return invalid, dropped
 
-    def add_segment(self, raw_ids, start_time: float, max_time: float | None = None) -> tuple[int, int]:
+    def add_segment(self,
+                    raw_ids, # model token ids of one segment
+                    start_time: float, # the segment's start (s), on the 10 ms grid
+                    max_time: float | None = None, # the next segment's start: later events are dropped; None for the last
+                   ) -> tuple[int, int]:
         """Decode one segment of model token ids (up to EOS; anything after it is ignored).
         `start_time` is used as given: the segment's start on the 10 ms grid (see `floor_start_times`);
         `max_time` is the next segment's start (None for the last one)."""
@@ -276,8 +313,12 @@ class NoteDecoder:
         return DecodeResult(assign_instruments(self.notes), self.invalid_events, self.dropped_events)
 
 # %% ../nbs/03_codec.ipynb #c018a
-def tokens_to_notes(segment_ids: Sequence, start_times=None, *, floor_starts: bool = True,
-                    codec: Codec = MT3_CODEC) -> DecodeResult:
+def tokens_to_notes(segment_ids: Sequence, # model token ids, one sequence per segment
+                    start_times=None, # the segments' unrounded start times (s); None: consecutive from 0
+                    *,
+                    floor_starts: bool = True, # floor `start_times` to the 10 ms grid (False: they already are)
+                    codec: Codec = MT3_CODEC, # the vocabulary
+                   ) -> DecodeResult:
     """Model token ids of all segments → (notes, invalid events, dropped events), like the original.
     `start_times`: the segments' unrounded start times (256·s/125 s), floored here; pass `floor_starts=False` if they
     are already floored. None: consecutive segments from 0 s."""
@@ -294,8 +335,11 @@ def tokens_to_notes(segment_ids: Sequence, start_times=None, *, floor_starts: bo
     return dec.finish()
 
 # %% ../nbs/03_codec.ipynb #c035
-def notes_to_tokens(notes: Iterable[Note], num_segments: int | None = None, *,
-                    codec: Codec = MT3_CODEC) -> list[np.ndarray]:
+def notes_to_tokens(notes: Iterable[Note], # the notes
+                    num_segments: int | None = None, # how many segments; default: enough for the last note
+                    *,
+                    codec: Codec = MT3_CODEC, # the vocabulary
+                   ) -> list[np.ndarray]:
     "Notes → model token ids per segment (with tie sections and EOS), for segments starting 0, 2.04, 4.09, … s."
     cfg = codec.config
     notes, sps = list(notes), cfg.steps_per_second
@@ -342,7 +386,9 @@ def notes_to_tokens(notes: Iterable[Note], num_segments: int | None = None, *,
     return out
 
 # %% ../nbs/03_codec.ipynb #c041
-def track_name(program: int, is_drum: bool) -> str:
+def track_name(program: int, # General MIDI program 0-127
+               is_drum: bool, # a drum track
+              ) -> str:
     "General MIDI name of a track."
     return 'Drums' if is_drum else pretty_midi.program_to_instrument_name(program)
 
@@ -376,25 +422,31 @@ def notes_to_midi(notes: Iterable[Note], # the notes (instrument numbers assigne
     return pm
 
 # %% ../nbs/03_codec.ipynb #c041c
-def write_midi(notes: Iterable[Note], path, track_names: bool = True) -> Path:
+def write_midi(notes: Iterable[Note], # the notes
+               path, # the MIDI file to write
+               track_names: bool = True, # mt3_nb's layout (named tracks, marked); False: the original's bytes
+              ) -> Path:
     "Write notes as a MIDI file, atomically."
     pm = notes_to_midi(notes, track_names)
     return atomic_write(path, pm.write)
 
 # %% ../nbs/03_codec.ipynb #c041d
-def written_by_mt3_nb(path) -> bool:
+def written_by_mt3_nb(path, # any file
+                     ) -> bool:
     "Whether `path` is a MIDI file that mt3_nb wrote (in its own layout): it holds `MIDI_MARK`."
     try: mf = mido.MidiFile(str(path))
     except Exception: return False
     return any(m.type == 'text' and m.text.startswith(MIDI_MARK) for t in mf.tracks[:1] for m in t)
 
 # %% ../nbs/03_codec.ipynb #c041e
-def sort_notes(notes: Iterable[Note]) -> list[Note]:
+def sort_notes(notes: Iterable[Note], # the notes
+              ) -> list[Note]:
     "Notes in time order (ties: pitched before drums, then by program, pitch, end)."
     return sorted(notes, key=lambda n: (n.start, bool(n.is_drum), n.program, n.pitch, n.end, n.velocity))
 
 # %% ../nbs/03_codec.ipynb #c041f
-def midi_to_notes(path) -> list[Note]:
+def midi_to_notes(path, # a MIDI file
+                 ) -> list[Note]:
     "Read a MIDI file's notes (instrument = the track's index in the file), sorted by time."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f'{path}: no such MIDI file')
@@ -412,7 +464,8 @@ def _music_pb2():
     return music_pb2
 
 # %% ../nbs/03_codec.ipynb #c050a
-def notes_to_note_sequence(notes: Iterable[Note]):
+def notes_to_note_sequence(notes: Iterable[Note], # the notes (instrument numbers assigned if missing)
+                          ):
     "Notes → `note_seq.NoteSequence` (220 ticks per quarter, no tempos), as the original builds it."
     ns = _music_pb2().NoteSequence(ticks_per_quarter=220)
     for n in _numbered(notes):
@@ -422,14 +475,17 @@ def notes_to_note_sequence(notes: Iterable[Note]):
     return ns
 
 # %% ../nbs/03_codec.ipynb #c050b
-def note_sequence_to_notes(ns) -> list[Note]:
+def note_sequence_to_notes(ns, # a `note_seq.NoteSequence`
+                          ) -> list[Note]:
     "`note_seq.NoteSequence` → notes, in the sequence's order."
     return [Note(n.pitch, n.program, n.is_drum, n.start_time, n.end_time, n.velocity, n.instrument) for n in ns.notes]
 
 # %% ../nbs/03_codec.ipynb #c050c
 CSV_COLUMNS = ['onset_s', 'offset_s', 'pitch_midi', 'velocity', 'program', 'is_drum', 'instrument']
 
-def notes_to_csv(notes: Iterable[Note], path) -> Path:
+def notes_to_csv(notes: Iterable[Note], # the notes
+                 path, # the CSV file to write
+                ) -> Path:
     "Write notes as CSV (the evaluation ground-truth format), atomically."
     def write(tmp):
         with open(tmp, 'w', newline='', encoding='utf-8') as f:
@@ -441,7 +497,8 @@ def notes_to_csv(notes: Iterable[Note], path) -> Path:
     return atomic_write(path, write)
 
 # %% ../nbs/03_codec.ipynb #c050d
-def notes_from_csv(path) -> list[Note]:
+def notes_from_csv(path, # a notes CSV
+                  ) -> list[Note]:
     "Read notes from a CSV with at least onset_s, offset_s, pitch_midi (velocity 100, program 0, not drum by default)."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f'{path}: no such CSV file')

@@ -14,9 +14,9 @@ import mir_eval
 
 # %% auto #0
 __all__ = ['ONSET_TOLERANCE', 'PITCH_TOLERANCE', 'OFFSET_RATIO', 'OFFSET_MIN_TOLERANCE', 'FRAME_FPS', 'FRAME_VELOCITY_THRESHOLD',
-           'FRAME_MIN_DURATION', 'GRANULARITIES', 'METRICS', 'TRUTH_SUFFIXES', 'MAIN_METRICS', 'EvaluateError',
-           'load_notes', 'frame_roll', 'score', 'format_table', 'evaluate_files', 'Clip', 'find_truth', 'find_clips',
-           'evaluate_dataset', 'format_dataset']
+           'FRAME_MIN_DURATION', 'GRANULARITIES', 'METRICS', 'TRUTH_SUFFIXES', 'MAIN_METRICS', 'GATE_METRICS',
+           'EvaluateError', 'load_notes', 'frame_roll', 'score', 'format_table', 'evaluate_files', 'Clip', 'find_truth',
+           'find_clips', 'evaluate_dataset', 'format_dataset', 'quality_gate']
 
 # %% ../nbs/07_evaluate.ipynb #c004
 from .codec import CodecError, MidiError, Note, midi_to_notes, notes_from_csv, note_sequence_to_notes, track_name
@@ -42,6 +42,7 @@ GRANULARITIES = {             # program map per granularity, applied to non-drum
 METRICS = ('onset', 'onset_offset', 'frame', 'drum', 'drum_pitch_agnostic',
            'multi_full', 'multi_midi_class', 'multi_flat')
 
+# %% ../nbs/07_evaluate.ipynb #c007b
 class EvaluateError(ValueError):
     "A transcription or reference that cannot be scored; the message names the file."
 
@@ -98,7 +99,8 @@ def _load_midi(path: Path) -> list[Note]:
     raise EvaluateError(msg[:300])
 
 # %% ../nbs/07_evaluate.ipynb #c009e
-def load_notes(x: str | os.PathLike | Sequence[Note] | Any) -> list[Note]:
+def load_notes(x: str | os.PathLike | Sequence[Note] | Any, # a .mid/.midi/.csv/.json path, a `NoteSequence`, or a list of `Note`s or dicts
+              ) -> list[Note]:
     "Notes from a MIDI / notes-CSV / JSON file, a `note_seq.NoteSequence`, or a list of `Note` (or dicts)."
     if isinstance(x, (str, os.PathLike)):
         p = Path(x)
@@ -141,7 +143,10 @@ def _match(ref: Sequence[Note], est: Sequence[Note], offsets: bool) -> dict:
     return dict(precision=float(p), recall=float(r), f1=float(f), n_ref=len(ri), n_est=len(ei))
 
 # %% ../nbs/07_evaluate.ipynb #c016
-def frame_roll(notes: Iterable[Note], fps: float = FRAME_FPS, min_duration: float = FRAME_MIN_DURATION) -> np.ndarray:
+def frame_roll(notes: Iterable[Note], # the notes
+               fps: float = FRAME_FPS, # frames per second
+               min_duration: float = FRAME_MIN_DURATION, # shorter notes are lengthened to this (s)
+              ) -> np.ndarray:
     "Summed-velocity piano roll [128, frames] as MT3's frame score sees it (short notes lengthened)."
     spans = []
     for n in notes:
@@ -196,7 +201,9 @@ def _per_instrument(ref: Sequence[Note], est: Sequence[Note]) -> list[dict]:
     return rows
 
 # %% ../nbs/07_evaluate.ipynb #c023
-def score(est: Any, ref: Any) -> dict:
+def score(est: Any, # the transcription: anything `load_notes` reads
+          ref: Any, # the reference, likewise
+         ) -> dict:
     """Score transcription `est` against reference `ref` (anything `load_notes` reads) with MT3's metrics.
     Returns a JSON-ready dict: note counts, one `{precision, recall, f1, n_ref, n_est}` per name in
     `METRICS` (None when the reference has no notes of that kind), `instruments`, the per-instrument rows, and
@@ -221,7 +228,9 @@ _LABELS = {'onset': 'Onset', 'onset_offset': 'Onset+offset', 'frame': 'Frame', '
            'drum_pitch_agnostic': 'Drum onset, any drum', 'multi_full': 'Multi-instrument (full)',
            'multi_midi_class': 'Multi-instrument (MIDI class)', 'multi_flat': 'Multi-instrument (flat)'}
 
-def format_table(scores: dict, instruments: bool = True) -> str:
+def format_table(scores: dict, # `score`'s result
+                 instruments: bool = True, # add the per-instrument table
+                ) -> str:
     "A compact Markdown table of `score`'s result (and the per-instrument breakdown)."
     f = lambda x: '–' if x is None else f'{x:.3f}'
     lines = ['| metric | P | R | F1 | ref | est |', '|---|---:|---:|---:|---:|---:|']
@@ -244,7 +253,9 @@ def format_table(scores: dict, instruments: bool = True) -> str:
     return '\n'.join(lines)
 
 # %% ../nbs/07_evaluate.ipynb #c048a
-def evaluate_files(est_path: str | os.PathLike, ref_path: str | os.PathLike) -> dict:
+def evaluate_files(est_path: str | os.PathLike, # the transcription file (MIDI, notes CSV or JSON)
+                   ref_path: str | os.PathLike, # the reference file, likewise
+                  ) -> dict:
     "Score the transcription file `est_path` against the reference file `ref_path` (what `mt3_nb evaluate EST REF` runs)."
     est, ref = load_notes(est_path), load_notes(ref_path)
     if not any(_valid(n) for n in ref):
@@ -255,6 +266,7 @@ def evaluate_files(est_path: str | os.PathLike, ref_path: str | os.PathLike) -> 
 TRUTH_SUFFIXES = ('.notes.csv', '.mid', '.midi')     # in order of preference
 _BOUNDARY = '_-. '
 
+# %% ../nbs/07_evaluate.ipynb #d031d
 @dataclass
 class Clip:
     "An audio file with its ground truth; `name` is the audio's path relative to the dataset folder."
@@ -272,7 +284,9 @@ def _truth_files(folder: Path) -> dict[str, Path]:
     return out
 
 # %% ../nbs/07_evaluate.ipynb #d031b
-def find_truth(audio: Path, truths: dict[str, Path] | None = None) -> Path | None:
+def find_truth(audio: Path, # an audio file
+               truths: dict[str, Path] | None = None, # {stem: truth file} of its folder; default: looked up
+              ) -> Path | None:
     "The ground-truth file of `audio` by the rule above, or None."
     truths = _truth_files(audio.parent) if truths is None else truths
     stem = audio.stem
@@ -281,7 +295,8 @@ def find_truth(audio: Path, truths: dict[str, Path] | None = None) -> Path | Non
     return truths[max(pre, key=len)] if pre else None
 
 # %% ../nbs/07_evaluate.ipynb #d031c
-def find_clips(root) -> tuple[list[Clip], list[Path]]:
+def find_clips(root, # the dataset folder
+              ) -> tuple[list[Clip], list[Path]]:
     "(clips with ground truth, audio files without) under the folder `root`, recursively, sorted."
     root = Path(root)
     if not root.is_dir(): raise FileNotFoundError(f'{root}: no such folder')
@@ -296,6 +311,7 @@ def find_clips(root) -> tuple[list[Clip], list[Path]]:
 # %% ../nbs/07_evaluate.ipynb #d035
 MAIN_METRICS = ('onset', 'onset_offset', 'frame', 'drum', 'multi_full')
 
+# %% ../nbs/07_evaluate.ipynb #d035f
 def _f1(s: dict | None, k: str):
     m = s.get(k) if s else None
     return None if m is None else m['f1']
@@ -308,9 +324,18 @@ def _audio_seconds(path: Path) -> float | None:
     except Exception: return None
 
 # %% ../nbs/07_evaluate.ipynb #d035b
-def evaluate_dataset(root, out_dir='mt3_nb_eval', existing: bool = False, model: MT3 | None = None, checkpoint=None,
-                     device=None, dtype=None, opts: DecodeOptions | None = None, keep_notes: bool = False,
-                     log: Callable | None = print, **decode_kw) -> dict:
+def evaluate_dataset(root, # the dataset folder: audio files with their ground truth beside them
+                     out_dir='mt3_nb_eval', # where the transcriptions, results.md and results.json go
+                     existing: bool = False, # score the transcriptions already in `out_dir` instead of transcribing
+                     model: MT3 | None = None, # a loaded model; default: `load_model(checkpoint, device, dtype)`
+                     checkpoint=None, # the weights, when no model is given
+                     device=None, # the device, when no model is given
+                     dtype=None, # the precision, when no model is given
+                     opts: DecodeOptions | None = None, # decoding options (default: the faithful beam-1 search)
+                     keep_notes: bool = False, # keep each clip's transcribed notes in the results, as `notes`
+                     log: Callable | None = print, # called with one line per clip; None: quiet
+                     **decode_kw, # `DecodeOptions` fields, instead of `opts`
+                    ) -> dict:
     """Transcribe (or, with `existing`, read from `out_dir`) and score every clip with ground truth under `root`;
     writes `<clip>.mid`, `results.md` and `results.json` to `out_dir` and returns the results. `keep_notes`: also
     keep each clip's transcribed notes (exact times, before MIDI's tick rounding) in the results, as `notes`."""
@@ -367,7 +392,8 @@ def _mean(xs):
 def _fmt(x, d=3): return '–' if x is None else f'{x:.{d}f}'
 
 # %% ../nbs/07_evaluate.ipynb #d035e
-def format_dataset(res: dict) -> str:
+def format_dataset(res: dict, # `evaluate_dataset`'s result
+                  ) -> str:
     "The Markdown table of `evaluate_dataset`'s result: the main F1s, note counts and RTF per clip, and the mean."
     lines = ['| clip | s | ref notes | est notes | onset F1 | onset+offset F1 | frame F1 | drum F1 | multi F1 | RTF |',
              '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
@@ -381,3 +407,23 @@ def format_dataset(res: dict) -> str:
     m = res['mean']
     lines.append(f"| **mean** | | | | {' | '.join(_fmt(m[k]) for k in MAIN_METRICS)} | |")
     return '\n'.join(lines)
+
+# %% ../nbs/07_evaluate.ipynb #q002
+GATE_METRICS = ('onset', 'drum', 'multi_full')
+
+def quality_gate(base: dict, # `evaluate_dataset` results of float32 (the reference mode)
+                 mode: dict, # `evaluate_dataset` results of the mode, on the same clips
+                 mean_tol: float = 0.005, # largest allowed fall of a metric's note-weighted mean F1
+                 clip_tol: float = 0.03, # largest allowed fall of one clip's F1
+                ) -> dict:
+    "{metric: {mean, worst, clips}} of F1 changes (mode - base), with `passed` and the clips that could not be compared."
+    ref, got = {r['clip']: r['scores'] for r in base['clips']}, {r['clip']: r['scores'] for r in mode['clips']}
+    bad = sorted(c for c in ref.keys() | got.keys() if not (ref.get(c) and got.get(c)))
+    out = dict(metrics={}, unmatched=bad)
+    for k in GATE_METRICS:
+        d = [(ref[c][k]['n_ref'], got[c][k]['f1'] - ref[c][k]['f1']) for c in sorted(ref.keys() & got.keys())
+             if c not in bad and ref[c].get(k) and got[c].get(k)]
+        if d: out['metrics'][k] = dict(mean=sum(n * x for n, x in d) / sum(n for n, _ in d), worst=min(x for _, x in d), clips=len(d))
+    out['passed'] = not bad and all(v['mean'] >= -mean_tol and v['worst'] >= -clip_tol for v in out['metrics'].values())
+    return out
+

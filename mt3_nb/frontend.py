@@ -40,7 +40,9 @@ class AudioError(ValueError):
 def _one_line(e) -> str: return ' '.join(str(e).split()) or type(e).__name__
 
 # %% ../nbs/02_frontend.ipynb #c008b
-def source_name(source, name=None) -> str:
+def source_name(source, # a path, the bytes of a file, or an array
+                name=None, # the name to use, if the caller has one
+               ) -> str:
     "How `source` is named in messages: `name` if given, else the path, `<bytes>` or `<array>`."
     if name is not None: return str(name)
     if isinstance(source, (str, os.PathLike)): return str(source)
@@ -216,7 +218,12 @@ def _write_pyav(path: str, x: np.ndarray, sr: int, fmt: str, bit_rate: int | Non
         for pkt in st.encode(None): c.mux(pkt)
 
 # %% ../nbs/02_frontend.ipynb #c026b
-def save_audio(path, audio, sr: int = SAMPLE_RATE, subtype: str | None = None, bit_rate: int | None = None) -> Path:
+def save_audio(path, # the file; its extension names the format
+               audio, # 1-D, or [frames, channels]; float in [-1, 1]
+               sr: int = SAMPLE_RATE, # the sample rate
+               subtype: str | None = None, # soundfile's subtype (e.g. 'PCM_24'); default: the format's usual one
+               bit_rate: int | None = None, # bits per second of a lossy format
+              ) -> Path:
     """Write `audio` (1-D, or [frames, channels]; float in [-1, 1]) to `path` in the format its extension names
     (.wav .flac .ogg .mp3 via soundfile, .m4a .aac via PyAV), atomically. Returns the path."""
     path = Path(path); ext = path.suffix.lower()
@@ -261,29 +268,37 @@ def _mel_matrix(n_mels, n_bins, sr, lo, hi) -> np.ndarray:
     return w
 
 # %% ../nbs/02_frontend.ipynb #c036c
-def mel_matrix(n_mels: int = N_MELS, n_fft: int = FFT_SIZE, sr: int = SAMPLE_RATE,
-               lo: float = MEL_LO, hi: float = MEL_HI) -> np.ndarray:
+def mel_matrix(n_mels: int = N_MELS, # mel bands
+               n_fft: int = FFT_SIZE, # FFT size (n_fft//2+1 bins)
+               sr: int = SAMPLE_RATE, # sample rate (Hz)
+               lo: float = MEL_LO, # lowest band edge (Hz)
+               hi: float = MEL_HI, # highest band edge (Hz)
+              ) -> np.ndarray:
     "TF's `linear_to_mel_weight_matrix` [n_fft//2+1, n_mels], float32 (read-only)."
     return _mel_matrix(n_mels, n_fft // 2 + 1, sr, lo, hi)
 
 # %% ../nbs/02_frontend.ipynb #c036d
-def hann_window(n: int = FFT_SIZE) -> np.ndarray:
+def hann_window(n: int = FFT_SIZE, # window length
+               ) -> np.ndarray:
     "TF's periodic Hann window 0.5 − 0.5·cos(2πk/n), computed in float32 in TF's order."
     k = np.arange(n, dtype=np.float32)
     return (np.float32(0.5) - np.float32(0.5) * np.cos(np.float32(2 * np.pi) * k / np.float32(n))).astype(np.float32)
 
 # %% ../nbs/02_frontend.ipynb #c039
-def num_frames(n_samples: int) -> int:
+def num_frames(n_samples: int, # length of the 16 kHz audio
+              ) -> int:
     "Frames of 128 samples after the original's end padding (always at least one extra partial/zero frame)."
     return int(n_samples) // HOP + 1
 
 # %% ../nbs/02_frontend.ipynb #c039a
-def num_segments(n_samples: int) -> int:
+def num_segments(n_samples: int, # length of the 16 kHz audio
+                ) -> int:
     "How many 256-frame segments the original cuts `n_samples` samples into."
     return -(-num_frames(n_samples) // SEG_FRAMES)
 
 # %% ../nbs/02_frontend.ipynb #c039b
-def segment_num_frames(n_samples: int) -> np.ndarray:
+def segment_num_frames(n_samples: int, # length of the 16 kHz audio
+                      ) -> np.ndarray:
     "The true (unpadded) frame count of each segment, int64 [num_segments]."
     s = np.arange(num_segments(n_samples), dtype=np.int64)
     return np.minimum(SEG_FRAMES, num_frames(n_samples) - SEG_FRAMES * s)
@@ -321,7 +336,11 @@ def _full_fp32(device: torch.device):
 
 # %% ../nbs/02_frontend.ipynb #c042b
 @torch.no_grad()
-def log_mel(audio, start: int = 0, stop: int | None = None, device=None) -> torch.Tensor:
+def log_mel(audio, # 1-D 16 kHz samples, numpy or torch
+            start: int = 0, # the first segment
+            stop: int | None = None, # the segment after the last; default: all
+            device=None, # where to compute; default: `get_device()`
+           ) -> torch.Tensor:
     """MT3 encoder inputs for segments [start, stop) of 1-D 16 kHz `audio` (numpy or torch):
     float32 [stop-start, 256, 512], rows past each segment's true frame count set to 0.0."""
     n = len(audio); S = num_segments(n)

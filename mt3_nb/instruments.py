@@ -18,10 +18,12 @@ __all__ = ['FAMILIES', 'instrument_set', 'instrument_scores', 'sounding_with', '
            'Instruments', 'parse_instruments', 'forbidden_tokens', 'conform_programs']
 
 # %% ../nbs/10_instruments.ipynb #i006
-def instrument_set(notes: Iterable[Note]) -> set:
+def instrument_set(notes: Iterable[Note], # the notes of a file
+                  ) -> set:
     "The instruments `notes` name: their programs, with `'drums'` for the drum kit."
     return {'drums' if n.is_drum else int(n.program) for n in notes}
 
+# %% ../nbs/10_instruments.ipynb #i006b
 def instrument_scores(est: Iterable[Note], # the transcription
                       ref: Iterable[Note], # the truth
                      ) -> dict:
@@ -63,6 +65,7 @@ def _vote(pitch: int, core: dict, sigma: float) -> int:
     "The core program whose notes most often have `pitch` (Gaussian votes of `sigma` semitones)."
     return max(core, key=lambda p: (np.exp(-0.5 * ((core[p] - pitch) / sigma) ** 2).sum(), -p))
 
+# %% ../nbs/10_instruments.ipynb #i017b
 def _host(m: Sequence[Note], members: dict, dominance: float, fit: float):
     "A much larger track whose pitch range covers the notes `m`, same GM family first; None if there is none."
     mp, hosts = np.array([n.pitch for n in m]), []
@@ -86,7 +89,10 @@ def _drum_bleed(notes: list[Note], share: float, max_notes: int, tol: float) -> 
             and all(np.abs(drums - notes[j].start).min() <= tol for j in t) for i in t}
 
 # %% ../nbs/10_instruments.ipynb #i021
-def alternations(a: Sequence[Note], b: Sequence[Note], seg: float = 2.048) -> int:
+def alternations(a: Sequence[Note], # the notes of one track
+                 b: Sequence[Note], # the notes of another
+                 seg: float = 2.048, # segment length (s): 2.048, as MT3 decodes
+                ) -> int:
     "How many runs the segments where only `a` or only `b` plays form (0 when neither plays alone)."
     sa, sb = {int(n.start // seg) for n in a}, {int(n.start // seg) for n in b}
     lab = [k in sa for k in sorted(sa ^ sb)]
@@ -160,6 +166,7 @@ _GM_NAMES = {name.lower(): p for p, name in enumerate(pretty_midi.constants.INST
 _ALIASES = {'horn': [60], 'sax': range(64, 68), 'saxophone': range(64, 68), 'voice': [52, 53, 54], 'vocals': [52, 53, 54]}
 _DRUMS = {'drums', 'drum', 'drum kit', 'percussion kit'}
 
+# %% ../nbs/10_instruments.ipynb #i040c
 @dataclass(frozen=True)
 class Instruments:
     "A set of instruments decoding may emit: pitched GM programs, and whether the drum kit is allowed."
@@ -170,6 +177,7 @@ class Instruments:
         names = [pretty_midi.program_to_instrument_name(p) for p in sorted(self.programs)]
         return ', '.join(names + ['Drums'] * self.drums) or 'nothing'
 
+# %% ../nbs/10_instruments.ipynb #i040b
 def parse_instruments(spec: str | Iterable, # e.g. 'piano,bass,drums' or ['violin', 41, 'cello']
                      ) -> Instruments:
     "The instruments named by `spec`; a name that is none of the above raises one clear `ValueError`."
@@ -190,7 +198,7 @@ def parse_instruments(spec: str | Iterable, # e.g. 'piano,bass,drums' or ['violi
 
 # %% ../nbs/10_instruments.ipynb #i044
 def forbidden_tokens(instruments: Instruments, # what may be emitted
-                     codec: Codec = MT3_CODEC,
+                     codec: Codec = MT3_CODEC, # the vocabulary the ids belong to
                     ) -> tuple[int, ...]:
     "The token ids that decoding may not emit, sorted (for `DecodeOptions.suppress_tokens`)."
     ids = [codec.encode('program', p) for p in range(128) if p not in instruments.programs]

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['MT3Config', 'sinusoids', 'linear', 'fuse', 'RMSNorm', 'MLP', 'Attention', 'KVCache', 'EncoderLayer', 'Encoder',
-           'DecoderLayer', 'Decoder', 'MT3']
+__all__ = ['MT3Config', 'sinusoids', 'linear', 'fuse', 'RMSNorm', 'MLP', 'Attention', 'attend', 'KVCache', 'EncoderLayer',
+           'Encoder', 'DecoderLayer', 'Decoder', 'MT3']
 
 # %% ../nbs/01_model.ipynb #c006
 @dataclass
@@ -50,15 +50,13 @@ def fuse(mods) -> Tensor:
     return w
 
 class RMSNorm(nn.Module):
-    "T5 layer norm: x / rms(x) * weight, in float32; no mean subtraction, no bias."
+    "T5 layer norm: x / rms(x) * weight; no mean subtraction, no bias."
     def __init__(self, dim: int, eps: float = 1e-6):
         super().__init__()
         self.weight, self.eps = nn.Parameter(torch.ones(dim)), eps
 
-    def forward(self, x: Tensor) -> Tensor:
-        if x.dtype == torch.float32: return F.rms_norm(x, self.weight.shape, self.weight, self.eps)  # one fused op
-        xf = x.float()
-        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight.float()).to(x.dtype)
+    def forward(self, x: Tensor) -> Tensor:   # one fused op; half-precision inputs are reduced in float32
+        return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
 
 class MLP(nn.Module):
     "Gated MLP: wo(gelu_tanh(wi_0 x) * wi_1 x); `wi` is wi_0 and wi_1 as one weight."
@@ -96,6 +94,19 @@ class Attention(nn.Module):
         else: q = self.split(self.query(x))
         o = F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=1.0)
         return self.out(o.transpose(1, 2).flatten(2))
+
+# %% ../nbs/01_model.ipynb #a002
+def attend(q: Tensor, # queries [n, H, 1, D]
+           k: Tensor, # keys [n, H, S, D]
+           v: Tensor, # values [n, H, S, D]
+           mask: Tensor | None = None, # bool [n, 1, 1, S]: True where a key may be attended to
+          ) -> Tensor:
+    "Attention (scale 1) of one query per row: SDPA, or plain matmuls with a float32 softmax on CUDA."
+    if not q.is_cuda: return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0)
+    s = (q @ k.transpose(-1, -2)).float()
+    if mask is not None: s = s.masked_fill(~mask, -torch.inf)
+    return s.softmax(-1).to(v.dtype) @ v
+
 
 # %% ../nbs/01_model.ipynb #c015
 class KVCache:
@@ -169,11 +180,10 @@ class DecoderLayer(nn.Module):
         q, k, v = linear(self.pre_self_attention_layer_norm(y), sa.qkv).view(n, 3, sa.n_heads, -1).unbind(1)
         rows = torch.arange(n, device=y.device)
         cache.self_k[i, rows, :, pos], cache.self_v[i, rows, :, pos] = k, v   # each row at its own position
-        o = F.scaled_dot_product_attention(q[:, :, None], cache.self_k[i, :n, :, :T], cache.self_v[i, :n, :, :T],
-                                           attn_mask=mask, scale=1.0)
+        o = attend(q[:, :, None], cache.self_k[i, :n, :, :T], cache.self_v[i, :n, :, :T], mask)
         y = y + sa.out(o.view(n, -1))
         q = ca.query(self.pre_cross_attention_layer_norm(y)).view(n, ca.n_heads, 1, -1)
-        o = F.scaled_dot_product_attention(q, cache.cross_k[i, :n], cache.cross_v[i, :n], scale=1.0)
+        o = attend(q, cache.cross_k[i, :n], cache.cross_v[i, :n])
         y = y + ca.out(o.view(n, -1))
         return y + self.mlp(self.pre_mlp_layer_norm(y))
 

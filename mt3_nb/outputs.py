@@ -23,14 +23,19 @@ __all__ = ['SCHEMA', 'CSV_FIELDS', 'FPS', 'FORMATS', 'note_rows', 'write_csv', '
 SCHEMA = 'mt3_nb.notes/1'
 CSV_FIELDS = ['onset_s', 'offset_s', 'pitch_midi', 'velocity', 'program', 'is_drum', 'instrument']
 
-def note_rows(notes: Iterable[Note]) -> list[dict]:
+# %% ../nbs/11_outputs.ipynb #o006e
+def note_rows(notes: Iterable[Note], # the notes
+             ) -> list[dict]:
     "One dict per note in the schema above, sorted by onset then pitch."
     return [dict(start=round(float(n.start), 6), end=round(float(n.end), 6), pitch=int(n.pitch),
                  velocity=int(n.velocity), program=0 if n.is_drum else int(n.program), is_drum=bool(n.is_drum),
                  instrument=track_name(n.program, n.is_drum))
             for n in sorted(notes, key=lambda n: (n.start, n.pitch, n.end))]
 
-def write_csv(notes: Iterable[Note], path) -> Path:
+# %% ../nbs/11_outputs.ipynb #o006b
+def write_csv(notes: Iterable[Note], # the notes
+              path, # the CSV file to write
+             ) -> Path:
     "Write the notes as CSV (schema above), atomically."
     def write(tmp):
         with open(tmp, 'w', newline='', encoding='utf-8') as f:
@@ -41,7 +46,11 @@ def write_csv(notes: Iterable[Note], path) -> Path:
                                                  int(r['is_drum']), r['instrument']))))
     return atomic_write(path, write)
 
-def notes_json(notes: Iterable[Note], source: str | None = None, tempo: float | None = None) -> dict:
+# %% ../nbs/11_outputs.ipynb #o006c
+def notes_json(notes: Iterable[Note], # the notes
+               source: str | None = None, # the audio they came from, recorded in the document
+               tempo: float | None = None, # beats per minute, if known
+              ) -> dict:
     "The JSON document (schema above) for `notes`."
     rows = note_rows(notes)
     counts = {}
@@ -52,7 +61,12 @@ def notes_json(notes: Iterable[Note], source: str | None = None, tempo: float | 
     return dict(schema=SCHEMA, source=source, tempo_bpm=None if tempo is None else round(float(tempo), 3),
                 instruments=insts, notes=rows)
 
-def write_json(notes: Iterable[Note], path, source: str | None = None, tempo: float | None = None) -> Path:
+# %% ../nbs/11_outputs.ipynb #o006d
+def write_json(notes: Iterable[Note], # the notes
+               path, # the JSON file to write
+               source: str | None = None, # the audio they came from, recorded in the document
+               tempo: float | None = None, # beats per minute, if known
+              ) -> Path:
     "Write the notes as JSON (schema above), atomically."
     text = json.dumps(notes_json(notes, source, tempo), indent=1)
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text + '\n', encoding='utf-8'))
@@ -60,11 +74,13 @@ def write_json(notes: Iterable[Note], path, source: str | None = None, tempo: fl
 # %% ../nbs/11_outputs.ipynb #o011
 FPS = 100   # frames per second of the onset curve
 
+# %% ../nbs/11_outputs.ipynb #o011c
 def _grid_fit(onsets: np.ndarray, step: float) -> tuple[float, float]:
     "How well `onsets` sit on a grid of `step` seconds (0..1), and the grid's phase in seconds."
     z = np.exp(2j * np.pi * onsets / step).mean()
     return float(abs(z)), float((np.angle(z) / (2 * np.pi)) % 1 * step)
 
+# %% ../nbs/11_outputs.ipynb #o011b
 def estimate_tempo(notes: Iterable[Note], # the notes (drums help)
                    division: int = 4, # grid steps per beat used to refine the estimate
                   ) -> float | None:
@@ -117,7 +133,7 @@ def score_midi(notes: Iterable[Note], # the notes
                tempo: float | None = None, # beats per minute; None: estimated from the notes (120 if too few)
                division: int | None = None, # quantise to this many steps per beat (None: keep the times)
                merge: bool = False, # merge fragmented notes first
-               track_names: bool = True,
+               track_names: bool = True, # name each track after its General MIDI instrument
               ) -> tuple[pretty_midi.PrettyMIDI, float, float]:
     "A `PrettyMIDI` with the tempo in it, the tempo, and the delay (s) added so the grid starts at 0."
     notes = list(notes)
@@ -135,7 +151,11 @@ def score_midi(notes: Iterable[Note], # the notes
     out.instruments = pm.instruments
     return out, float(tempo), float(delay)
 
-def write_score_midi(notes: Iterable[Note], path, **kw) -> Path:
+# %% ../nbs/11_outputs.ipynb #o021b
+def write_score_midi(notes: Iterable[Note], # the notes
+                     path, # the MIDI file to write
+                     **kw, # passed to `score_midi`: tempo, division, merge, track_names
+                    ) -> Path:
     "Write `score_midi(notes, **kw)` atomically; returns the path."
     pm = score_midi(notes, **kw)[0]
     return atomic_write(path, pm.write)
@@ -143,7 +163,8 @@ def write_score_midi(notes: Iterable[Note], path, **kw) -> Path:
 # %% ../nbs/11_outputs.ipynb #o025
 FORMATS = ('mid', 'csv', 'json')
 
-def parse_formats(spec: str | Sequence[str]) -> tuple[str, ...]:
+def parse_formats(spec: str | Sequence[str], # e.g. 'mid,csv,json', or a list of names
+                 ) -> tuple[str, ...]:
     "Output formats from 'mid,csv,json' or a list; an unknown one raises a `ValueError` naming it."
     items = [s.strip().lower().lstrip('.') for s in (spec.split(',') if isinstance(spec, str) else spec)]
     items = ['mid' if s == 'midi' else s for s in items if s]
@@ -152,14 +173,17 @@ def parse_formats(spec: str | Sequence[str]) -> tuple[str, ...]:
     if not items: raise ValueError('no output format given: use mid, csv or json')
     return tuple(dict.fromkeys(items))
 
+# %% ../nbs/11_outputs.ipynb #o025b
 def output_paths(stem: str | os.PathLike, # the path without extension (out/song), or the MIDI file's path (out/song.midi)
-                 formats: Sequence[str] = ('mid',)) -> list[Path]:
+                 formats: Sequence[str] = ('mid',), # any of 'mid', 'csv', 'json'
+                ) -> list[Path]:
     "The files `write_outputs` writes for `stem`: a MIDI path names the MIDI file, the others go beside it."
     stem = Path(stem)
     mid = stem.suffix.lower() in ('.mid', '.midi')
     base = stem.with_suffix('') if mid else stem
     return [stem if mid and f == 'mid' else base.with_name(f'{base.name}.{f}') for f in formats]
 
+# %% ../nbs/11_outputs.ipynb #o025c
 def write_outputs(notes: Iterable[Note], # the transcription's notes
                   stem: str | os.PathLike, # the path without extension
                   formats: Sequence[str] = ('mid',), # any of 'mid', 'csv', 'json'

@@ -41,15 +41,21 @@ FAMILY_COLORS = ('#1f5fbf',  # 0 piano: blue
 DRUM_COLOR = '#222222'
 _SHADES = (0.0, 0.18, -0.15, 0.32, 0.09, -0.24, 0.26, -0.07)   # lightness offsets of a family's 8 programs
 
-def inst_key(n: Note) -> tuple[int, bool]:
+# %% ../nbs/09a_plotting.ipynb #p006h
+def inst_key(n: Note, # a note
+            ) -> tuple[int, bool]:
     "The instrument of a note: (program, False), or (0, True) for every drum note."
     return (0, True) if n.is_drum else (int(n.program), False)
 
-def inst_name(key: tuple[int, bool]) -> str:
+# %% ../nbs/09a_plotting.ipynb #p006b
+def inst_name(key: tuple[int, bool], # (program, is_drum), as `inst_key` gives it
+             ) -> str:
     "General MIDI name of an instrument key."
     return track_name(*key)
 
-def instrument_color(key: tuple[int, bool]) -> tuple[float, float, float]:
+# %% ../nbs/09a_plotting.ipynb #p006c
+def instrument_color(key: tuple[int, bool], # (program, is_drum), as `inst_key` gives it
+                    ) -> tuple[float, float, float]:
     "The fixed RGB colour of an instrument key: its GM family's hue, shaded by its place in the family."
     program, drum = key
     if drum: return to_rgb(DRUM_COLOR)
@@ -58,7 +64,9 @@ def instrument_color(key: tuple[int, bool]) -> tuple[float, float, float]:
     l = l + d * (0.92 - l) if d > 0 else l * (1 + d)
     return colorsys.hls_to_rgb(h, min(max(l, 0.12), 0.85), s)
 
-def instrument_colors(notes: Iterable[Note]) -> dict:
+# %% ../nbs/09a_plotting.ipynb #p006d
+def instrument_colors(notes: Iterable[Note], # the notes whose instruments are coloured
+                     ) -> dict:
     "The instruments of `notes` (program order, drums last) and their colours."
     keys = sorted({inst_key(n) for n in notes}, key=lambda k: (k[1], k[0]))
     return {k: instrument_color(k) for k in keys}
@@ -66,7 +74,9 @@ def instrument_colors(notes: Iterable[Note]) -> dict:
 # %% ../nbs/09a_plotting.ipynb #p012
 BLACK_KEYS = {1, 3, 6, 8, 10}
 
-def pitch_ticks(lo: float, hi: float) -> list[int]:
+def pitch_ticks(lo: float, # the lowest pitch in view (MIDI number, may be fractional)
+                hi: float, # the highest pitch in view
+               ) -> list[int]:
     "MIDI pitches to label on a pitch axis spanning `lo`..`hi`: denser as the span shrinks."
     ps, span = range(int(np.ceil(lo)), int(np.floor(hi)) + 1), hi - lo
     keep = (lambda p: True) if span <= 25 else (lambda p: p % 12 not in BLACK_KEYS) if span <= 42 else \
@@ -78,7 +88,10 @@ class RollFigure(Figure):
     "A matplotlib figure that displays itself as a PNG image in notebooks."
     def _repr_png_(self) -> bytes: return figure_png(self)
 
-def figure_png(fig: Figure, dpi: int = 100) -> bytes:
+# %% ../nbs/09a_plotting.ipynb #p015b
+def figure_png(fig: Figure, # a matplotlib figure
+               dpi: int = 100, # dots per inch of the image
+              ) -> bytes:
     "PNG bytes of a figure (no timestamp metadata: the same figure gives the same bytes)."
     buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi, metadata={'Software': None}); return buf.getvalue()
 
@@ -89,10 +102,12 @@ def _boxes(notes: Sequence[Note], min_width: float, h: float = .4) -> np.ndarray
     p = np.array([n.pitch for n in notes], float)
     return np.stack([np.stack([s, p - h], 1), np.stack([e, p - h], 1), np.stack([e, p + h], 1), np.stack([s, p + h], 1)], 1)
 
+# %% ../nbs/09a_plotting.ipynb #p016b
 def _drum_label(p: int) -> str:
     name = pretty_midi.note_number_to_drum_name(p) if 35 <= p <= 81 else ''
     return f'{name} ({p})' if name else f'drum {p}'
 
+# %% ../nbs/09a_plotting.ipynb #p016c
 def _pitch_axis(ax, lo: float, hi: float):
     "Note names, black keys shaded, a line between B and C."
     ax.set_ylim(lo, hi)
@@ -107,9 +122,14 @@ def _pitch_axis(ax, lo: float, hi: float):
 FILL_ALPHA = .65   # fills under true notes' outlines: see-through, so that the outlines stand out
 SOLID_ALPHA = .9   # fills with no truth to compare with
 
-def piano_roll(notes: Iterable[Note], reference: Iterable[Note] | None = None, t0: float | None = None,
-               t1: float | None = None, duration: float | None = None, title: str | None = None,
-               figsize=(12, 6.5)) -> RollFigure:
+def piano_roll(notes: Iterable[Note], # the notes to draw, filled
+               reference: Iterable[Note] | None = None, # true notes, outlined in the same colours
+               t0: float | None = None, # start of the view (s); default 0
+               t1: float | None = None, # end of the view (s); default: the last note's end
+               duration: float | None = None, # length of the recording (s), so that the view covers it all
+               title: str | None = None, # a title above the roll
+               figsize=(12, 6.5), # (width, height) in inches
+              ) -> RollFigure:
     """A figure of `notes` (filled) and the true notes `reference` (outlined, same colours): time × pitch,
     drums in a lane below; `t0`..`t1` (seconds) zooms in."""
     notes, ref = list(notes), list(reference or [])

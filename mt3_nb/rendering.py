@@ -30,6 +30,7 @@ def find_soundfont() -> Path | None:
         if p and Path(p).expanduser().is_file(): return Path(p).expanduser()
     return None
 
+# %% ../nbs/09b_rendering.ipynb #r005b
 def has_fluidsynth() -> bool:
     "Whether pyfluidsynth and its library can be loaded."
     try:
@@ -37,14 +38,17 @@ def has_fluidsynth() -> bool:
         return True
     except Exception: return False
 
+# %% ../nbs/09b_rendering.ipynb #r005c
 def synth_method() -> str:
     "'fluidsynth' when FluidSynth and a GM soundfont are there, else 'sine'."
     return 'fluidsynth' if has_fluidsynth() and find_soundfont() is not None else 'sine'
 
+# %% ../nbs/09b_rendering.ipynb #r005d
 def _fit(x: np.ndarray, n: int) -> np.ndarray:
     x = np.asarray(x, np.float32).ravel()[:n]
     return np.pad(x, (0, n - len(x)))
 
+# %% ../nbs/09b_rendering.ipynb #r005e
 def _drum_hits(notes: Sequence[Note], n: int, sr: int) -> np.ndarray:
     "Noise-burst drums for the sine rendering: kick = falling tone, toms = tones, the rest = noise."
     out, rng = np.zeros(n, np.float32), np.random.default_rng(0)
@@ -64,8 +68,13 @@ def _drum_hits(notes: Sequence[Note], n: int, sr: int) -> np.ndarray:
         out[i:i + len(seg)] += seg
     return out
 
-def synthesize(notes: Iterable[Note], duration: float | None = None, sr: int = SAMPLE_RATE,
-               method: str = 'auto', soundfont=None) -> np.ndarray:
+# %% ../nbs/09b_rendering.ipynb #r005f
+def synthesize(notes: Iterable[Note], # the notes to play
+               duration: float | None = None, # seconds of output; default: the last note's end + 0.5 s
+               sr: int = SAMPLE_RATE, # sample rate of the output
+               method: str = 'auto', # 'auto' (FluidSynth when available, else sine), 'fluidsynth' or 'sine'
+               soundfont=None, # a General MIDI .sf2; default: `find_soundfont()`
+              ) -> np.ndarray:
     """Render notes to a float32 mono array of `duration` seconds (default: to the last note's end + 0.5 s).
     method: 'auto' (FluidSynth when available, else sine), 'fluidsynth' or 'sine'."""
     notes = list(notes)
@@ -83,24 +92,35 @@ def synthesize(notes: Iterable[Note], duration: float | None = None, sr: int = S
         if not inst.is_drum: y += _fit(inst.synthesize(fs=sr), n) * .3
     return y + _drum_hits([x for x in notes if x.is_drum], n, sr)
 
-def normalize(x: np.ndarray, peak: float = 0.9) -> np.ndarray:
+# %% ../nbs/09b_rendering.ipynb #r005g
+def normalize(x: np.ndarray, # audio samples
+              peak: float = 0.9, # the largest absolute sample afterwards
+             ) -> np.ndarray:
     "Scale to a peak of `peak` (silence stays silence)."
     m = float(np.max(np.abs(x))) if len(x) else 0.0
     return (x * (peak / m)).astype(np.float32) if m > 0 else np.asarray(x, np.float32)
 
-def mix(original: np.ndarray, rendering: np.ndarray, peak: float = 0.9) -> np.ndarray:
+# %% ../nbs/09b_rendering.ipynb #r005h
+def mix(original: np.ndarray, # the recording, mono
+        rendering: np.ndarray, # the transcription rendered (cut or padded to the original)
+        peak: float = 0.9, # the largest absolute sample of the mix
+       ) -> np.ndarray:
     "Original and rendering at the same loudness (RMS), summed, cut to the original's length, normalised."
     a, b = np.asarray(original, np.float32), _fit(rendering, len(original))
     rms = lambda x: float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) if len(x) else 0.0
     if rms(b) > 0 and rms(a) > 0: b = b * (rms(a) / rms(b))
     return normalize(a + b, peak)
 
-def player(x: np.ndarray, sr: int = SAMPLE_RATE) -> Audio:
+# %% ../nbs/09b_rendering.ipynb #r005i
+def player(x: np.ndarray, # mono samples, or [channels, samples]
+           sr: int = SAMPLE_RATE, # their sample rate
+          ) -> Audio:
     "An IPython audio player for a mono or [channels, samples] array."
     x = np.asarray(x, np.float32)
     return Audio(x, rate=sr, normalize=bool(np.any(x)))
 
 # %% ../nbs/09b_rendering.ipynb #r007
-def wav_info(a: Audio) -> tuple[int, int, int]:
+def wav_info(a: Audio, # an IPython `Audio` holding a WAV
+            ) -> tuple[int, int, int]:
     "(frames, channels, rate) of the WAV inside an IPython Audio object: what the browser will play."
     info = sf.info(io.BytesIO(a.data)); return info.frames, info.channels, info.samplerate

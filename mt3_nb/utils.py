@@ -114,6 +114,7 @@ def _libc():
     except OSError: return None
     return lib if hasattr(lib, 'malloc_trim') else None
 
+# %% ../nbs/00a_utils.ipynb #u041b
 def release_memory() -> bool:
     "Hand memory the process freed back to the system (glibc `malloc_trim`); whether that was possible here."
     lib = _libc()
