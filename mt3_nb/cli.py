@@ -39,6 +39,7 @@ def _transcribe(a) -> int:
         print(f'mt3_nb transcribe: {msg}', file=sys.stderr); return 2
     def log(line):  # progress lines to stdout, failures to stderr as they happen
         print(line, file=sys.stderr if line.startswith('FAILED') else sys.stdout)
+    if a.engine == 'ray': return _transcribe_ray(a, inputs, opts, formats, instruments, tempo, log)
     rep = transcribe_batch(inputs, output, overwrite=a.overwrite, checkpoint=a.checkpoint, device=a.device,
                            dtype=a.dtype, opts=opts, progress=not a.quiet,
                            log=None if a.quiet else log, formats=formats, instruments=instruments,
@@ -49,6 +50,26 @@ def _transcribe(a) -> int:
     if a.quiet:
         for i, r in rep.failed: print(failure_line(i, r), file=sys.stderr)
     return 0 if rep.ok else 1
+
+# %% ../nbs/06_cli.ipynb #c005r
+def _transcribe_ray(a, inputs, opts, formats, instruments, tempo, log) -> int:
+    "`mt3_nb transcribe --engine ray`: the files on a Ray cluster (`distributed.transcribe_ray`), a manifest in the output folder."
+    from mt3_nb.distributed import transcribe_ray, summary, import_ray
+    from mt3_nb.transcribe import MIDI_SUFFIXES
+    if a.output is None or Path(a.output).suffix.lower() in MIDI_SUFFIXES:
+        print('mt3_nb transcribe: --engine ray needs -o FOLDER (the outputs and manifest.jsonl go there)', file=sys.stderr); return 2
+    try: import_ray()
+    except ImportError as e: print(f'mt3_nb transcribe: {e}', file=sys.stderr); return 1
+    recs = transcribe_ray(inputs, a.output, overwrite=a.overwrite, checkpoint=a.checkpoint, device=a.device, dtype=a.dtype,
+                          opts=opts, address=a.ray_address, actors=a.ray_actors, gpus_per_actor=a.ray_gpus_per_actor,
+                          cpus_per_actor=a.ray_cpus_per_actor, retry_failed=a.retry_failed, progress=not a.quiet,
+                          log=None if a.quiet else log, formats=formats, instruments=instruments, consolidate=a.consolidate,
+                          tempo='auto' if a.tempo == 'auto' else tempo, quantize=a.quantize, merge=a.merge_fragments)
+    s = summary(recs).splitlines()
+    print(f'{s[0]}; manifest: {Path(a.output)/"manifest.jsonl"}')
+    if a.quiet:
+        for line in s[1:]: print(line, file=sys.stderr)
+    return 0 if all(r['status'] != 'failed' for r in recs) else 1
 
 # %% ../nbs/06_cli.ipynb #c005b
 def _download(a) -> int:
@@ -160,6 +181,14 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument('--merge-fragments', action='store_true', help='join notes of one pitch and instrument separated by '
                    'at most 20 ms (a held note written as several)')
     t.add_argument('-q', '--quiet', action='store_true', help='no progress; only the summary and failures')
+    r = t.add_argument_group('Ray (pip install "mt3_nb[ray]"): a cluster, or a local one')
+    r.add_argument('--engine', choices=('local', 'ray'), default='local', help='local: this process; ray: files on a Ray '
+                   'cluster, an output tree mirroring the inputs, OUTPUT/manifest.jsonl, done files skipped on a re-run')
+    r.add_argument('--ray-address', help='the cluster (e.g. auto, ray://head:10001; default: $RAY_ADDRESS, else a local cluster)')
+    r.add_argument('--ray-actors', type=int, metavar='N', help='model actors (default: one per GPU, else 1)')
+    r.add_argument('--ray-gpus-per-actor', type=float, metavar='G', help='GPUs per actor (default: 1 when the cluster has GPUs)')
+    r.add_argument('--ray-cpus-per-actor', type=int, default=1, metavar='C', help='cores (torch threads) of a CPU actor')
+    r.add_argument('--retry-failed', action='store_true', help='transcribe again the files that failed in an earlier run')
     t.set_defaults(fn=_transcribe)
     d = command('download', help='fetch the original MT3 checkpoint from the public bucket')
     d.add_argument('--dest', help='folder (default: the user cache)')
