@@ -19,6 +19,7 @@ from .frontend import load_audio, SAMPLE_RATE
 from .codec import Note, write_midi, notes_to_csv
 from .evaluate import load_notes, score
 from .checkpoint import load_model, GATED
+from .generate import GPU_BATCH_SIZE
 from .transcribe import transcribe, example_path, example_truth_path, Transcription
 from .utils import error_line
 from .instruments import consolidate
@@ -27,15 +28,14 @@ from .plotting import inst_key, inst_name, instrument_colors, piano_roll, figure
 from .rendering import synthesize, mix, player, synth_method, find_soundfont
 
 # %% auto #0
-__all__ = ['GPU_DEFAULT_DTYPE', 'CPU_BATCH_SIZE', 'GPU_BATCH_SIZE', 'DECODINGS', 'DECODING_NAMES', 'PRECISIONS', 'ACCEPT',
-           'SettingsError', 'cuda_available', 'device_options', 'precision_options', 'Settings', 'resolve_settings',
+__all__ = ['GPU_DEFAULT_DTYPE', 'CPU_BATCH_SIZE', 'DECODINGS', 'DECODING_NAMES', 'PRECISIONS', 'ACCEPT', 'SettingsError',
+           'cuda_available', 'device_options', 'precision_options', 'Settings', 'resolve_settings',
            'instrument_summary', 'instrument_table', 'default_out_dir', 'safe_stem', 'save_outputs', 'download_link',
            'reference_for', 'TranscriptionApp']
 
 # %% ../nbs/09_app.ipynb #c006
 GPU_DEFAULT_DTYPE = GATED['cuda'][0]   # the GPU's default precision: the fastest gated mode (float16)
 CPU_BATCH_SIZE = 8              # segments per model call on a CPU: small, so that the progress bar moves
-GPU_BATCH_SIZE = 512            # segments decoding together on a GPU: big pools keep it busy
 
 DECODINGS = {'beam1': 'Original (beam search, 1 beam)', 'greedy': 'Greedy (fastest)',
              'sample': 'Sampling (with temperature)'}

@@ -15,7 +15,7 @@ import mt3_nb
 from .frontend import load_audio, SAMPLE_RATE
 from .utils import get_device, error_line, write_json, machine_info
 from .model import MT3
-from .generate import Beam1, BOS, EOS, DecodeOptions, DEFAULT_BATCH_SIZE
+from .generate import Beam1, BOS, EOS, DecodeOptions, DEFAULT_BATCH_SIZE, default_batch_size
 from .checkpoint import load_model, resolve_dtype, GATED
 from .transcribe import Transcription, transcribe, example_path
 
@@ -81,14 +81,14 @@ def _tokens_sha1(tokens: Sequence[np.ndarray]) -> str:
     for t in tokens: h.update(np.asarray(t, dtype='<i4').tobytes()); h.update(b'|')
     return h.hexdigest()
 
-def bench(audio=None, device=None, dtype=None, method: str = 'beam1', batch_size: int = DEFAULT_BATCH_SIZE, naive: bool = False,
+def bench(audio=None, device=None, dtype=None, method: str = 'beam1', batch_size: int | None = None, naive: bool = False,
           checkpoint=None, repeat: int = 1, seconds: float | None = None, threads: int | None = None) -> dict:
     """Time one transcription configuration; a JSON-ready dict. `audio`: a path (default: the bundled example
     tiled to 60 s), cut or tiled to `seconds` when given. `naive`: batch 1 without KV cache (beam1 only).
     `threads`: torch CPU threads for the run (default: torch's choice, one per core)."""
     if naive and method != 'beam1': raise ValueError(f'the naive baseline decodes with beam1, not {method!r}')
     if repeat < 1: raise ValueError(f'repeat must be >= 1, got {repeat}')
-    DecodeOptions(method=method, batch_size=batch_size)                # checks them before any work
+    DecodeOptions(method=method, batch_size=batch_size or DEFAULT_BATCH_SIZE)   # checks them before any work
     if threads is not None and threads < 1: raise ValueError(f'threads must be >= 1, got {threads}')
     old = torch.get_num_threads()
     if threads is not None: torch.set_num_threads(threads)
@@ -97,7 +97,7 @@ def bench(audio=None, device=None, dtype=None, method: str = 'beam1', batch_size
 
 def _bench(audio, device, dtype, method, batch_size, naive, checkpoint, repeat, seconds) -> dict:
     dev = get_device(device)
-    dt = resolve_dtype(dtype, dev)
+    dt, batch_size = resolve_dtype(dtype, dev), batch_size or default_batch_size(dev)
     cuda = dev.type == 'cuda'
     sync = (lambda: torch.cuda.synchronize(dev)) if cuda else (lambda: None)
     a0 = time.perf_counter()

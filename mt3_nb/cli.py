@@ -13,9 +13,10 @@ __all__ = ['parser', 'main']
 # %% ../nbs/06_cli.ipynb #c005
 def _decode_options(a):
     "The `DecodeOptions` of the command line: the sampling options only when given."
-    from mt3_nb.generate import DecodeOptions
+    from mt3_nb.generate import DecodeOptions, default_batch_size
+    from mt3_nb.utils import get_device
     given = {k: getattr(a, k) for k in ('temperature', 'top_k', 'top_p', 'seed') if getattr(a, k, None) is not None}
-    return DecodeOptions(method=a.method, batch_size=a.batch_size, **given)
+    return DecodeOptions(method=a.method, batch_size=a.batch_size or default_batch_size(get_device(a.device)), **given)
 
 # %% ../nbs/06_cli.ipynb #c005a
 def _transcribe(a) -> int:
@@ -143,11 +144,12 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
 # %% ../nbs/06_cli.ipynb #c006a
 def parser() -> argparse.ArgumentParser:
     "The `mt3_nb` command line."
-    from mt3_nb.generate import METHODS, DEFAULT_BATCH_SIZE
+    from mt3_nb.generate import METHODS, DEFAULT_BATCH_SIZE, GPU_BATCH_SIZE
     from mt3_nb.checkpoint import DTYPES
     p = argparse.ArgumentParser(prog='mt3_nb', description='MT3 multi-instrument music transcription (PyTorch port).')
     sub = p.add_subparsers(dest='command', required=True)
     def command(name, **kw): return sub.add_parser(name, formatter_class=_Help, **kw)
+    batch_help = (f'segments decoding together (default: {DEFAULT_BATCH_SIZE} on the CPU, {GPU_BATCH_SIZE} on a GPU)')
     dtype_help = ('precision: auto is the fastest mode that passes the quality gate on the device (float16 on a GPU, '
                   'float32 on the CPU); float32 on the CPU reproduces the original exactly; half precision on a GPU only')
     t = command('transcribe', help='audio files or folders -> .mid files',
@@ -169,7 +171,7 @@ def parser() -> argparse.ArgumentParser:
                    'probability reaches P')
     t.add_argument('--seed', type=int, help='--method sample: segment k of a file draws from SEED + k, so the same '
                    'seed gives the same notes at any batch size')
-    t.add_argument('--batch-size', type=int, default=DEFAULT_BATCH_SIZE, help='segments per model batch')
+    t.add_argument('--batch-size', type=int, help=batch_help)
     t.add_argument('--formats', default='mid', help='comma-separated outputs per file: mid, csv, json (default: mid)')
     t.add_argument('--consolidate', action='store_true', help='one program per instrument across the file, instead of '
                    "the original's segment-by-segment programs (default: off, the faithful output)")
@@ -204,7 +206,7 @@ def parser() -> argparse.ArgumentParser:
         q.add_argument('--device', help='cpu, cuda, cuda:1, ... (default: cuda when present)')
         q.add_argument('--dtype', choices=['auto', *DTYPES], default='auto', help=dtype_help)
         q.add_argument('--method', choices=METHODS, default='beam1', help='decoding method')
-        q.add_argument('--batch-size', type=int, default=DEFAULT_BATCH_SIZE, help='segments per model batch')
+        q.add_argument('--batch-size', type=int, help=batch_help)
     e = command('evaluate', help='score a transcription against a reference, or a whole folder of clips',
                        description='EST REF: score one transcription (MIDI, notes CSV or JSON) against a reference. '
                        '--dataset DIR: every audio file under DIR with ground truth beside it (X.notes.csv or X.mid '

@@ -14,8 +14,8 @@ from torch import Tensor
 from .model import MT3
 
 # %% auto #0
-__all__ = ['EOS', 'BOS', 'NEG_INF', 'METHODS', 'DEFAULT_BATCH_SIZE', 'brevity_penalty', 'Search', 'Beam1', 'Greedy', 'Sample',
-           'StepGraphs', 'Pool', 'decode_stream', 'DecodeOptions', 'generate']
+__all__ = ['EOS', 'BOS', 'NEG_INF', 'METHODS', 'DEFAULT_BATCH_SIZE', 'GPU_BATCH_SIZE', 'brevity_penalty', 'Search', 'Beam1',
+           'Greedy', 'Sample', 'StepGraphs', 'Pool', 'decode_stream', 'default_batch_size', 'DecodeOptions', 'generate']
 
 # %% ../nbs/04_generate.ipynb #c006
 EOS, BOS = 1, 0
@@ -255,7 +255,12 @@ def _decode(model, pool, it, opts, every, pad, eb, encoded):
 
 # %% ../nbs/04_generate.ipynb #c012
 METHODS = ('beam1', 'greedy', 'sample')   # T5X beam search with one beam (the original), argmax, sampling
-DEFAULT_BATCH_SIZE = 64                    # rows of the decoding pool
+DEFAULT_BATCH_SIZE = 64                    # rows of the decoding pool (on a CPU)
+GPU_BATCH_SIZE = 512                       # rows on a GPU, where big pools keep it busy: a 10-minute file in one pool
+
+def default_batch_size(device) -> int:
+    "The pool's rows when none is asked for (the CLI, the app, the benchmark): 64 on the CPU, 512 on a GPU."
+    return DEFAULT_BATCH_SIZE if torch.device(device).type == 'cpu' else GPU_BATCH_SIZE
 
 @dataclass(frozen=True)
 class DecodeOptions:
