@@ -71,7 +71,7 @@ def precision_options(device: str = 'auto', # the device menu's value: 'auto', '
 class Settings:
     "What the app's option widgets hold; `None` means: the default for the device."
     device: str = 'auto'          # 'auto', 'cuda' or 'cpu'
-    precision: str | None = None  # 'float32', 'bfloat16', 'float16'
+    precision: str | None = None  # 'float32', 'float16', 'bfloat16'
     decoding: str = 'beam1'       # 'beam1', 'greedy' or 'sample'
     temperature: float = 1.0      # sampling only
     seed: int | None = 0          # sampling only: the same seed gives the same notes
