@@ -5,19 +5,16 @@
 # %% ../nbs/12_ray.ipynb #r003
 from __future__ import annotations
 import json, logging, os, time
-from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from .codec import tokens_to_notes, sort_notes, written_by_mt3_nb
-from .frontend import load_audio, log_mel, num_segments, SAMPLE_RATE
+from .codec import tokens_to_notes, written_by_mt3_nb
+from .frontend import AudioStream, SAMPLE_RATE
 from .generate import DecodeOptions, decode_stream
-from .transcribe import find_audio, decode_options, failure_line, plural
-from .instruments import Instruments, parse_instruments, forbidden_tokens, conform_programs
-from .instruments import consolidate as consolidate_programs
+from .transcribe import find_audio, decode_options, failure_line, plural, restrict, finish_notes, SegmentFeed
 from .outputs import parse_formats, output_paths, write_outputs
 from .utils import atomic_write, error_line, make_folder, check_writable
 
@@ -72,10 +69,9 @@ def file_features(row: dict, # 'input' (path) and 'batch_size'
     import torch
     torch.set_num_threads(1)
     try:
-        x = load_audio(row['input'])
-        S, bs = num_segments(len(x)), int(row['batch_size'])
-        mel = np.concatenate([log_mel(x, i, min(i + bs, S), device='cpu').numpy() for i in range(0, S, bs)])
-        return {**row, 'mel': mel, 'duration': len(x) / SAMPLE_RATE, 'error': ''}
+        feed = SegmentFeed(AudioStream(row['input']), int(row['batch_size']), 'cpu')   # read as `transcribe` reads
+        mel = np.stack([m.numpy() for _, m in feed])
+        return {**row, 'mel': mel, 'duration': feed.samples / SAMPLE_RATE, 'error': ''}
     except Exception as e: return {**row, 'mel': np.zeros((0, 0, 0), np.float32), 'duration': 0.0, 'error': error_line(e)}
 
 # %% ../nbs/12_ray.ipynb #r018
@@ -93,10 +89,7 @@ class Transcriber:
         self.consolidate = consolidate
 
     def _finish(self, f: dict, tokens: list, t0: float) -> dict:
-        notes = tokens_to_notes(tokens).notes
-        if self.instruments is not None: notes = conform_programs(notes, self.instruments)
-        if self.consolidate: notes = consolidate_programs(notes)
-        notes = sort_notes(notes)
+        notes = finish_notes(tokens_to_notes(tokens).notes, self.instruments, self.consolidate)
         Path(f['output']).parent.mkdir(parents=True, exist_ok=True)
         write_outputs(notes, f['output'], source=f['input'], **self.write_kw)
         return dict(status='done', notes=len(notes), seconds=round(time.perf_counter() - t0, 3))
@@ -164,9 +157,7 @@ def transcribe_ray(inputs: Sequence, # audio files and folders (searched recursi
                   ) -> list[dict]:
     "Transcribe files on a Ray cluster; returns this run's manifest records (done, failed, skipped)."
     opts, formats = decode_options(opts, **decode_kw), parse_formats(formats)
-    if instruments is not None:
-        if not isinstance(instruments, Instruments): instruments = parse_instruments(instruments)
-        opts = replace(opts, suppress_tokens=tuple(sorted(set(opts.suppress_tokens) | set(forbidden_tokens(instruments)))))
+    opts, instruments = restrict(opts, instruments)
     out = check_writable(make_folder(output))
     done, recs, todo, claimed = read_manifest(out), [], [], {}
     mpath = out/MANIFEST

@@ -25,9 +25,9 @@ from .instruments import consolidate as consolidate_programs
 from .outputs import parse_formats, output_paths, write_outputs
 
 # %% auto #0
-__all__ = ['AUDIO_EXTENSIONS', 'MIDI_SUFFIXES', 'check_model', 'plural', 'Transcription', 'decode_options', 'SegmentFeed',
-           'transcribe', 'find_audio', 'BatchReport', 'failure_line', 'plan_outputs', 'transcribe_batch',
-           'example_path', 'example_truth_path']
+__all__ = ['AUDIO_EXTENSIONS', 'MIDI_SUFFIXES', 'check_model', 'plural', 'Transcription', 'decode_options', 'restrict',
+           'finish_notes', 'SegmentFeed', 'transcribe', 'find_audio', 'BatchReport', 'failure_line', 'plan_outputs',
+           'transcribe_batch', 'example_path', 'example_truth_path']
 
 # %% ../nbs/05_transcribe.ipynb #c006
 def _same_device(a: torch.device, b: torch.device) -> bool:
@@ -97,6 +97,27 @@ def decode_options(opts: DecodeOptions | None = None, # the options, or None for
     if not isinstance(opts, DecodeOptions): raise TypeError(f'opts must be a DecodeOptions, got {type(opts).__name__}')
     return replace(opts, **decode_kw) if decode_kw else opts
 
+# %% ../nbs/05_transcribe.ipynb #t004
+def restrict(opts: DecodeOptions, # the decoding options
+             instruments: str | Sequence | Instruments | None, # only these may be decoded (None: any)
+            ) -> tuple[DecodeOptions, Instruments | None]:
+    "(`opts` that never decode a program outside `instruments`, the parsed `instruments`); unchanged for None."
+    if instruments is None: return opts, None
+    if not isinstance(instruments, Instruments): instruments = parse_instruments(instruments)
+    return replace(opts, suppress_tokens=tuple(sorted(set(opts.suppress_tokens) | set(forbidden_tokens(instruments))))), instruments
+
+
+# %% ../nbs/05_transcribe.ipynb #t005
+def finish_notes(notes: Sequence[Note], # the decoded notes
+                 instruments: Instruments | None = None, # conform programs to these (`restrict`'s parsed instruments)
+                 consolidate: bool = False, # one program per instrument across the file
+                ) -> list[Note]:
+    "The notes as they are written: conformed to `instruments`, consolidated if asked, in time order."
+    if instruments is not None: notes = conform_programs(notes, instruments)
+    if consolidate: notes = consolidate_programs(notes)
+    return sort_notes(notes)
+
+
 # %% ../nbs/05_transcribe.ipynb #c009a
 class SegmentFeed:
     "The segments of a 16 kHz stream as (index, log-mel [256, n_mels]) pairs, computed `group` at a time as they are asked for."
@@ -139,7 +160,7 @@ def _chunked(generate_fn, model: MT3, segments, opts: DecodeOptions):
 def transcribe(source, # a path, the bytes of an audio file, or a sample array at `sr` Hz
                checkpoint=None, # T5X folder or .safetensors for `load_model` (default: $MT3_CHECKPOINT or the download)
                device=None, # where to run (default: CUDA when present)
-               dtype=None, # float32 (default), or bfloat16/float16 on a GPU
+               dtype=None, # default `auto`: float16 on a GPU, float32 on the CPU (`checkpoint.GATED`)
                opts: DecodeOptions | None = None, # how to decode (default: the original's beam-1, 64 segments a batch)
                progress: bool | None = None, # show a progress bar (default: on long audio)
                model: MT3 | None = None, # a loaded model, instead of checkpoint/device/dtype
@@ -153,9 +174,7 @@ def transcribe(source, # a path, the bytes of an audio file, or a sample array a
     "Transcribe `source` to notes with MT3."
     opts = decode_options(opts, **decode_kw)
     if model is not None: check_model(model, checkpoint, device, dtype)
-    if instruments is not None:
-        if not isinstance(instruments, Instruments): instruments = parse_instruments(instruments)
-        opts = replace(opts, suppress_tokens=tuple(sorted(set(opts.suppress_tokens) | set(forbidden_tokens(instruments)))))
+    opts, instruments = restrict(opts, instruments)
     t0 = time.perf_counter()
     name = source_name(source, name)
     is_array = isinstance(source, np.ndarray) or torch.is_tensor(source)
@@ -181,12 +200,11 @@ def transcribe(source, # a path, the bytes of an audio file, or a sample array a
             t_dec += time.perf_counter() - b
         t_loop = time.perf_counter() - a
     res = dec.finish()
-    notes = res.notes if instruments is None else conform_programs(res.notes, instruments)
-    if consolidate: notes = consolidate_programs(notes)
+    notes = finish_notes(res.notes, instruments, consolidate)
     t1 = time.perf_counter()
     timings = dict(load=t_open - t0, model_load=t_model - t_open, frontend=feed.seconds, generate=t_loop - feed.seconds - t_dec,
                    decode=t_dec, total=t1 - t0 - (t_model - t_open))   # generate: the loop's time less the other two
-    return Transcription(notes=sort_notes(notes), invalid_events=res.invalid_events, dropped_events=res.dropped_events,
+    return Transcription(notes=notes, invalid_events=res.invalid_events, dropped_events=res.dropped_events,
                          duration=feed.samples / SAMPLE_RATE, tokens=tokens,
                          start_times=floor_start_times(segment_start_times(len(tokens))), timings=timings, source=name)
 
