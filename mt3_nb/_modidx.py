@@ -394,5 +394,6 @@ d = { 'settings': { 'branch': 'main',
                               'mt3_nb.utils.get_device': ('utils.html#get_device', 'mt3_nb/utils.py'),
                               'mt3_nb.utils.machine_info': ('utils.html#machine_info', 'mt3_nb/utils.py'),
                               'mt3_nb.utils.make_folder': ('utils.html#make_folder', 'mt3_nb/utils.py'),
+                              'mt3_nb.utils.mmap_large_blocks': ('utils.html#mmap_large_blocks', 'mt3_nb/utils.py'),
                               'mt3_nb.utils.release_memory': ('utils.html#release_memory', 'mt3_nb/utils.py'),
                               'mt3_nb.utils.write_json': ('utils.html#write_json', 'mt3_nb/utils.py')}}}

@@ -19,7 +19,7 @@ from .codec import (Note, NoteDecoder, floor_start_times, segment_start_times, s
 from .model import MT3
 from .checkpoint import load_model, resolve_dtype
 from .generate import DecodeOptions, decode_stream
-from .utils import get_device, error_line, make_folder, check_writable, release_memory
+from .utils import get_device, error_line, make_folder, check_writable, release_memory, mmap_large_blocks
 from .instruments import Instruments, parse_instruments, forbidden_tokens, conform_programs
 from .instruments import consolidate as consolidate_programs
 from .outputs import parse_formats, output_paths, write_outputs
@@ -173,6 +173,7 @@ def transcribe(source, # a path, the bytes of an audio file, or a sample array a
               ) -> Transcription:
     "Transcribe `source` to notes with MT3."
     opts = decode_options(opts, **decode_kw)
+    mmap_large_blocks()                                        # freed blocks go back: memory stays flat over long files
     if model is not None: check_model(model, checkpoint, device, dtype)
     opts, instruments = restrict(opts, instruments)
     t0 = time.perf_counter()

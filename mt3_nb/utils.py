@@ -13,7 +13,7 @@ import mt3_nb
 
 # %% auto #0
 __all__ = ['atomic_write', 'make_folder', 'check_writable', 'write_json', 'get_device', 'error_line', 'machine_info',
-           'release_memory']
+           'release_memory', 'mmap_large_blocks']
 
 # %% ../nbs/00a_utils.ipynb #u006
 def atomic_write(path: str | os.PathLike, # the file to write
@@ -119,3 +119,10 @@ def release_memory() -> bool:
     "Hand memory the process freed back to the system (glibc `malloc_trim`); whether that was possible here."
     lib = _libc()
     return bool(lib is not None and lib.malloc_trim(0) is not None)
+
+# %% ../nbs/00a_utils.ipynb #u044
+def mmap_large_blocks(threshold: int = 1 << 20, # bytes: blocks at least this large are mapped on their own
+                     ) -> bool:
+    "Serve large allocations by `mmap`, returned to the system when freed (glibc `mallopt`); whether that was possible here."
+    lib = _libc()
+    return bool(lib is not None and lib.mallopt(-3, threshold) == 1)   # -3: M_MMAP_THRESHOLD
