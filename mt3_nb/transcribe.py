@@ -124,7 +124,7 @@ class SegmentFeed:
     def __init__(self, chunks, # 1-D 16 kHz sample chunks, e.g. an `AudioStream`
                  batch_size: int, # segments per piece of audio (`segment_batches`)
                  device=None, # where the log-mel is computed
-                 group: int = 16, # segments whose log-mel is computed at once
+                 group: int = 4, # segments whose log-mel is computed at once (a small transient; no slower than 16)
                 ):
         self.pieces, self.bs, self.device, self.group = segment_batches(chunks, batch_size), batch_size, device, group
         self.bounds = {}                       # segment index -> (its start time, the next one's; None for the last)
