@@ -129,8 +129,9 @@ class StepGraphs:
 class Pool:
     """What a decoding pool of `P` rows steps on: KV cache, search state, tokens, positions, the logit bias. With CUDA
     graphs it is kept with the model (one per shape and options), so later calls replay the graphs captured on it."""
+    compile_failed = False                                           # once it has, later pools do not compile either
     def __init__(self, model: MT3, P: int, opts: DecodeOptions, every: int, graphs: bool, compile: bool = False):
-        dev, T = model.device, opts.max_tokens
+        dev, T, compile = model.device, opts.max_tokens, compile and not Pool.compile_failed
         self.model, self.graphs, self.compiled, self.busy = model, graphs, compile, False
         self.cache = model.new_cache(P, min(T + every, 256 if graphs else 64))  # grows in steps of 64 when a row needs more
         self.search = (Beam1(P, dev, T) if opts.method == 'beam1' else Greedy(P, dev) if opts.method == 'greedy'
@@ -174,7 +175,7 @@ class Pool:
         what = ('torch.compile off: the decoder step could not be compiled' if self.compiled
                 else 'CUDA graphs off: the decoder step could not be captured')
         warnings.warn(f'{what} ({type(e).__name__}: {(str(e).strip().splitlines() or [""])[0][:200]})')
-        if self.compiled: self.compiled, self.fn = False, self._step
+        if self.compiled: self.compiled, self.fn, Pool.compile_failed = False, self._step, True
         else: self.graphs = False
         self.run = StepGraphs(self.fn, self._warm) if self.graphs else self.fn
 
