@@ -12,10 +12,10 @@ __all__ = ['parser', 'main']
 
 # %% ../nbs/06_cli.ipynb #c005
 def _decode_options(a):
-    "The `DecodeOptions` of the command line: the sampling options only when given."
+    "The `DecodeOptions` of the command line: the sampling options and `--compile` only when given."
     from mt3_nb.generate import DecodeOptions, default_batch_size
     from mt3_nb.utils import get_device
-    given = {k: getattr(a, k) for k in ('temperature', 'top_k', 'top_p', 'seed') if getattr(a, k, None) is not None}
+    given = {k: getattr(a, k) for k in ('temperature', 'top_k', 'top_p', 'seed', 'compile') if getattr(a, k, None) is not None}
     return DecodeOptions(method=a.method, batch_size=a.batch_size or default_batch_size(get_device(a.device)), **given)
 
 # %% ../nbs/06_cli.ipynb #c005a
@@ -172,6 +172,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument('--seed', type=int, help='--method sample: segment k of a file draws from SEED + k, so the same '
                    'seed gives the same notes at any batch size')
     t.add_argument('--batch-size', type=int, help=batch_help)
+    t.add_argument('--compile', action=argparse.BooleanOptionalAction, help='run the decoder step under torch.compile '
+                   '(default: off; on the CPU it pays for its compile time only on long jobs)')
     t.add_argument('--formats', default='mid', help='comma-separated outputs per file: mid, csv, json (default: mid)')
     t.add_argument('--consolidate', action='store_true', help='one program per instrument across the file, instead of '
                    "the original's segment-by-segment programs (default: off, the faithful output)")
