@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from .codec import tokens_to_notes, written_by_mt3_nb
 from .frontend import AudioStream, SAMPLE_RATE
-from .generate import DecodeOptions, decode_stream
+from .generate import DecodeOptions, decode_stream, DEFAULT_BATCH_SIZE
 from .transcribe import find_audio, decode_options, failure_line, plural, restrict, finish_notes, SegmentFeed
 from .outputs import parse_formats, output_paths, write_outputs
 from .utils import atomic_write, error_line, make_folder, check_writable
@@ -180,7 +180,7 @@ def transcribe_ray(inputs: Sequence, # audio files and folders (searched recursi
         elif not overwrite and all(o.exists() for o in outs): record(rec(f, mid, 'skipped', 'exists (use --overwrite)'))
         elif mid in outs and mid.exists() and not written_by_mt3_nb(mid):
             record(rec(f, mid, 'skipped', 'exists and was not written by mt3_nb: never replaced'))
-        else: todo.append(dict(input=str(f), output=str(mid), batch_size=opts.batch_size))
+        else: todo.append(dict(input=str(f), output=str(mid), batch_size=opts.batch_size or DEFAULT_BATCH_SIZE))
         claimed.setdefault(mid.resolve(), f)
     if todo:
         # a local cluster gets a logical CPU beyond the CPU actors' for reading audio (light work), so that the

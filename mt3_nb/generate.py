@@ -209,7 +209,8 @@ def decode_stream(model: MT3, # the model, on the device to decode on
     "Yield (key, int32 token ids ending with EOS when there is one, float score) for each segment as it finishes."
     opts = opts or DecodeOptions()
     it = iter(segments)
-    head = list(itertools.islice(it, opts.batch_size))               # fewer segments than rows: a smaller pool
+    B = opts.batch_size or default_batch_size(model.device)          # rows (None: 64 on the CPU, 512 on a GPU)
+    head = list(itertools.islice(it, B))                             # fewer segments than rows: a smaller pool
     it, dev, P, T, cfg = itertools.chain(head, it), model.device, max(1, len(head)), opts.max_tokens, model.cfg
     if T > cfg.max_len - 1: raise ValueError(f'max_tokens must be in [1, {cfg.max_len - 1}], got {T}')
     if any(not 0 <= i < cfg.vocab_size for i in opts.suppress_tokens):
@@ -222,7 +223,7 @@ def decode_stream(model: MT3, # the model, on the device to decode on
     graphs = dev.type == 'cuda' and opts.method != 'sample' if graphs is None else graphs
     if opts.compile and opts.method == 'sample': raise ValueError('torch.compile does not draw samples: use compile=False with method "sample"')
     comp = COMPILED.get(dev.type, False) and opts.method != 'sample' if opts.compile is None else opts.compile
-    if graphs: P = opts.batch_size                                     # one pool shape, kept: its graphs are reused
+    if graphs: P = B                                                   # one pool shape, kept: its graphs are reused
     pool = Pool.get(model, P, opts, every, graphs, frames=len(head[0][1]) if head else 0, compile=comp)
     try: yield from _decode(model, pool, it, opts, every, pad, eb, encoded)
     finally: pool.busy = False
@@ -290,7 +291,7 @@ class DecodeOptions:
     "How to decode segments: made once and passed whole to `generate` (through `transcribe`)."
     method: str = 'beam1'                  # one of `METHODS`
     max_tokens: int = 1024                 # tokens per segment at most (the original's 1024)
-    batch_size: int = DEFAULT_BATCH_SIZE   # rows decoding together (bounds memory: ~10 MB of cache a row)
+    batch_size: int | None = None          # rows decoding together (bounds memory: ~10 MB of cache a row); None: `default_batch_size`
     temperature: float = 1.0               # sampling: softmax temperature, > 0
     top_k: int | None = None               # sampling: draw from the k most likely ids only
     top_p: float | None = None             # sampling: draw from the smallest set of ids whose probability reaches top_p
@@ -303,7 +304,8 @@ class DecodeOptions:
         is_int = lambda v: isinstance(v, int) and not isinstance(v, bool)
         if self.method not in METHODS: bad(f'unknown decoding method {self.method!r}; use one of {", ".join(METHODS)}')
         if not is_int(self.max_tokens) or self.max_tokens < 1: bad(f'max_tokens must be an integer >= 1, got {self.max_tokens!r}')
-        if not is_int(self.batch_size) or self.batch_size < 1: bad(f'batch_size must be an integer >= 1, got {self.batch_size!r}')
+        if self.batch_size is not None and (not is_int(self.batch_size) or self.batch_size < 1):
+            bad(f'batch_size must be an integer >= 1, got {self.batch_size!r}')
         if not (isinstance(self.temperature, (int, float)) and self.temperature > 0):
             bad(f'temperature must be > 0, got {self.temperature!r} (for the most likely ids use method "greedy")')
         if self.top_k is not None and (not is_int(self.top_k) or self.top_k < 1): bad(f'top_k must be an integer >= 1, got {self.top_k!r}')

@@ -18,7 +18,7 @@ from .codec import (Note, NoteDecoder, floor_start_times, segment_start_times, s
                           write_midi, written_by_mt3_nb)
 from .model import MT3
 from .checkpoint import load_model, resolve_dtype
-from .generate import DecodeOptions, decode_stream
+from .generate import DecodeOptions, decode_stream, default_batch_size
 from .utils import get_device, error_line, make_folder, check_writable, release_memory, mmap_large_blocks
 from .instruments import Instruments, parse_instruments, forbidden_tokens, conform_programs
 from .instruments import consolidate as consolidate_programs
@@ -161,7 +161,7 @@ def transcribe(source, # a path, the bytes of an audio file, or a sample array a
                checkpoint=None, # T5X folder or .safetensors for `load_model` (default: $MT3_CHECKPOINT or the download)
                device=None, # where to run (default: CUDA when present)
                dtype=None, # default `auto`: float16 on a GPU, float32 on the CPU (`checkpoint.GATED`)
-               opts: DecodeOptions | None = None, # how to decode (default: the original's beam-1, 64 segments a batch)
+               opts: DecodeOptions | None = None, # how to decode (default: the original's beam-1, `default_batch_size` rows)
                progress: bool | None = None, # show a progress bar (default: on long audio)
                model: MT3 | None = None, # a loaded model, instead of checkpoint/device/dtype
                sr: int = SAMPLE_RATE, # the rate of an array `source` (mono, or channels along the shorter axis)
@@ -182,6 +182,7 @@ def transcribe(source, # a path, the bytes of an audio file, or a sample array a
     stream = AudioStream(source, source_sr=sr if is_array else None, name=name)      # opened and checked here
     t_open = time.perf_counter()
     if model is None: model = load_model(checkpoint, device, dtype)
+    if opts.batch_size is None: opts = replace(opts, batch_size=default_batch_size(model.device))
     t_model = time.perf_counter()
     dec, tokens, done, t_dec = NoteDecoder(), [], {}, 0.0
     est = num_segments(stream.samples) if stream.samples else None
