@@ -11,7 +11,7 @@ from importlib.resources import files
 from pathlib import Path
 import numpy as np, msgpack, torch, safetensors, safetensors.torch
 from .utils import atomic_write, get_device, make_folder
-from .model import MT3, MT3Config, sinusoids
+from .model import MT3, MT3Config, sinusoids, quantize_int8
 
 # %% auto #0
 __all__ = ['DTYPES', 'GATED', 'MT3_URL', 'MT3_BYTES', 'CheckpointError', 'read_t5x', 'torch_name', 'to_state_dict',
@@ -293,7 +293,7 @@ def default_checkpoint(progress: bool = True, # show a progress bar while downlo
     except CheckpointError as e: raise CheckpointError(f'{e}. Without network access, {_LOCAL_COPY}') from None
 
 # %% ../nbs/00_checkpoint.ipynb #k002
-DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}   # names the CLI and app offer
+DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16, 'int8': torch.int8}   # names the CLI and app offer
 _ALIASES = {'fp32': 'float32', 'bf16': 'bfloat16', 'fp16': 'float16'}
 GATED = {'cuda': ('float16', 'float32'), 'cpu': ('float32',)}   # modes that pass the quality gate, fastest first
 
@@ -301,15 +301,18 @@ GATED = {'cuda': ('float16', 'float32'), 'cpu': ('float32',)}   # modes that pas
 def resolve_dtype(dtype: str | torch.dtype | None, # a name in `DTYPES` (or fp32/bf16/fp16), a torch dtype, or 'auto'/None
                   device: torch.device, # where the model runs
                  ) -> torch.dtype:
-    "A torch dtype from a name or dtype; `auto` is the fastest gated mode on `device` (`GATED`); half precision only on a GPU."
+    "A torch dtype from a name or dtype; `auto` is the fastest gated mode on `device` (`GATED`); half precision only on a GPU, int8 only on a CPU."
     if dtype is None or dtype == 'auto': dtype = GATED.get(device.type, ('float32',))[0]
     if isinstance(dtype, str):
         name = _ALIASES.get(dtype, dtype)
         if name not in DTYPES: raise ValueError(f'unknown dtype {dtype!r}: use one of {", ".join(DTYPES)}')
         dtype = DTYPES[name]
     if dtype not in DTYPES.values(): raise ValueError(f'unsupported dtype {dtype}: use one of {", ".join(DTYPES)}')
-    if dtype != torch.float32 and device.type != 'cuda':
-        raise ValueError(f'{dtype} is only supported on a CUDA GPU; the CPU runs float32')
+    if dtype == torch.int8:
+        if device.type != 'cpu': raise ValueError(f'int8 runs on the CPU only; on {device.type} use float16 or float32')
+        if 'fbgemm' not in torch.backends.quantized.supported_engines: raise ValueError('int8 needs an x86 CPU (fbgemm): use float32')
+    elif dtype != torch.float32 and device.type != 'cuda':
+        raise ValueError(f'{dtype} is only supported on a CUDA GPU; the CPU runs float32 or int8')
     return dtype
 
 # %% ../nbs/00_checkpoint.ipynb #k004
@@ -321,14 +324,15 @@ def _build(checkpoint: str | None, device: str, dtype: torch.dtype) -> MT3:
     params = dict(model.named_parameters())
     left = [n for n, p in params.items() if p.is_meta or n not in state]
     if left or len(params) != len(state): raise CheckpointError(f'{checkpoint}: parameters not loaded: {left}')
-    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    model = model.to(device=device, dtype=torch.float32 if dtype == torch.int8 else dtype).eval().requires_grad_(False)
+    return quantize_int8(model) if dtype == torch.int8 else model
 
 # %% ../nbs/00_checkpoint.ipynb #k004a
 _cached_build = lru_cache(maxsize=2)(_build)
 
 def load_model(checkpoint: str | os.PathLike | None = None, # T5X folder or .safetensors (default: `load_checkpoint`'s)
                device: str | torch.device | None = None, # default: CUDA when present
-               dtype: str | torch.dtype | None = None, # default `auto`: float16 on a GPU, float32 on the CPU (`GATED`)
+               dtype: str | torch.dtype | None = None, # default `auto`: the first mode of `GATED` on the device
                cache: bool = True, # reuse a model loaded before with the same arguments
               ) -> MT3:
     "The MT3 model in eval mode, without gradients."

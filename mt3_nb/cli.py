@@ -151,7 +151,8 @@ def parser() -> argparse.ArgumentParser:
     def command(name, **kw): return sub.add_parser(name, formatter_class=_Help, **kw)
     batch_help = (f'segments decoding together (default: {DEFAULT_BATCH_SIZE} on the CPU, {GPU_BATCH_SIZE} on a GPU)')
     dtype_help = ('precision: auto is the fastest mode that passes the quality gate on the device (float16 on a GPU, '
-                  'float32 on the CPU); float32 on the CPU reproduces the original exactly; half precision on a GPU only')
+                  'float32 on the CPU); float32 on the CPU reproduces the original exactly; half precision on a GPU only; '
+                  'int8 on the CPU only (faster, near the gate, not exact)')
     t = command('transcribe', help='audio files or folders -> .mid files',
                 description='Existing outputs are kept; with --overwrite only MIDI files that mt3_nb wrote (they carry '
                 'a "written by mt3_nb" text event) are replaced, never a file of yours such as a ground truth.')

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_model.ipynb #c003
 from __future__ import annotations
-import math
+import math, warnings
 from dataclasses import dataclass
 import torch
 import torch.nn as nn
@@ -13,7 +13,7 @@ from torch import Tensor
 
 # %% auto #0
 __all__ = ['MT3Config', 'sinusoids', 'linear', 'fuse', 'RMSNorm', 'MLP', 'Attention', 'attend', 'KVCache', 'EncoderLayer',
-           'Encoder', 'DecoderLayer', 'Decoder', 'MT3']
+           'Encoder', 'DecoderLayer', 'Decoder', 'MT3', 'Int8Linear', 'quantize_int8']
 
 # %% ../nbs/01_model.ipynb #c006
 @dataclass
@@ -227,6 +227,7 @@ class Decoder(nn.Module):
 # %% ../nbs/01_model.ipynb #c019
 class MT3(nn.Module):
     "MT3 encoder-decoder. `encode` mel segments, then `forward` (teacher forcing) or `step` rows of a `KVCache`."
+    int8 = False                                                     # set by `quantize_int8`
     def __init__(self, cfg: MT3Config | None = None):
         super().__init__()
         self.cfg = cfg = cfg or MT3Config()
@@ -241,6 +242,7 @@ class MT3(nn.Module):
         self.decoder.fuse()
 
     def _apply(self, fn, recurse=True):                              # .to(...) replaces the parameters: fuse again
+        if self.int8: raise RuntimeError('an int8 model cannot be moved or cast: load it again with load_model')
         super()._apply(fn, recurse); self.fuse(); return self
 
     def encode(self, mel: Tensor) -> Tensor:                         # [B, 256, 512] log-mel -> [B, 256, d]
@@ -266,4 +268,41 @@ class MT3(nn.Module):
 
     @property
     def device(self) -> torch.device: return self.decoder.logits_dense.weight.device
+    @property
+    def dtype(self) -> torch.dtype:                                  # the precision mode: torch.int8 after `quantize_int8`
+        return torch.int8 if self.int8 else self.decoder.logits_dense.weight.dtype
 
+
+# %% ../nbs/01_model.ipynb #q002
+class Int8Linear(nn.Module):
+    "`x @ w.T` in int8 (fbgemm): weights per output channel (7 bits), activations per row (8 bits), float32 in and out."
+    def __init__(self, w: Tensor): # the float weight [out, in]
+        super().__init__()
+        s = (w.detach().float().abs().amax(1).clamp(min=1e-12) / 63).double()
+        with warnings.catch_warnings():                              # torch marks its quantized tensors as deprecated
+            warnings.simplefilter('ignore')
+            qw = torch.quantize_per_channel(w.detach().float().cpu(), s, torch.zeros(len(s), dtype=torch.long), 0, torch.qint8)
+            self.packed = torch.ops.quantized.linear_prepack(qw, None)
+        self.out_features = w.shape[0]
+
+    def forward(self, x: Tensor) -> Tensor:
+        r = x.abs().amax(-1, keepdim=True).clamp(min=1e-30)         # each row scaled to [-1, 1]: one fixed scale for all
+        y = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32((x / r).reshape(-1, x.shape[-1]), 1 / 127.5, 128, self.packed)
+        return y.view(*x.shape[:-1], self.out_features) * r
+
+
+# %% ../nbs/01_model.ipynb #q005
+def quantize_int8(model: MT3, # a float32 model on the CPU
+                 ) -> MT3:
+    """`model`, in place, with the linear layers of the encoder and of the decoder's self-attention and MLP as `Int8Linear`;
+    the decoder's cross-attention, the logits and the encoder's input projection stay float32."""
+    if model.device.type != 'cpu' or model.dtype != torch.float32: raise ValueError(f'int8 needs a float32 model on the CPU, not {model.dtype} on {model.device}')
+    if 'fbgemm' not in torch.backends.quantized.supported_engines: raise ValueError('int8 needs an x86 CPU (fbgemm): this build of torch has none')
+    for a in [l.attention for l in model.encoder.layers] + [l.self_attention for l in model.decoder.layers]:
+        a.qkv, a.out = Int8Linear(a.qkv), Int8Linear(a.out.weight)
+        del a.query, a.key, a.value                                  # views of the float qkv: free it
+    for m in [l.mlp for l in model.encoder.layers + model.decoder.layers]:
+        m.wi, m.wo = Int8Linear(m.wi), Int8Linear(m.wo.weight)
+        del m.wi_0, m.wi_1
+    model.int8 = True
+    return model

@@ -43,7 +43,7 @@ def check_model(model: MT3, # the model given
     if checkpoint is not None: raise ValueError(f'give a model or a checkpoint, not both (checkpoint={str(checkpoint)!r})')
     if device is not None and not _same_device(get_device(device), model.device):
         raise ValueError(f'the model is on {model.device}, not on the device asked for ({device})')
-    mdt = model.decoder.logits_dense.weight.dtype
+    mdt = model.dtype
     if dtype is not None and resolve_dtype(dtype, model.device) != mdt:
         raise ValueError(f'the model is {str(mdt).replace("torch.", "")}, not the dtype asked for ({dtype})')
     return model
