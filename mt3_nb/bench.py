@@ -15,7 +15,7 @@ import mt3_nb
 from .frontend import load_audio, SAMPLE_RATE
 from .utils import get_device, error_line, write_json, machine_info
 from .model import MT3
-from .generate import Beam1, BOS, EOS, DecodeOptions, DEFAULT_BATCH_SIZE, default_batch_size
+from .generate import Beam1, BOS, EOS, DecodeOptions, default_batch_size
 from .checkpoint import load_model, resolve_dtype, GATED
 from .transcribe import Transcription, transcribe, example_path
 
@@ -88,7 +88,7 @@ def bench(audio=None, device=None, dtype=None, method: str = 'beam1', batch_size
     `threads`: torch CPU threads for the run (default: torch's choice, one per core)."""
     if naive and method != 'beam1': raise ValueError(f'the naive baseline decodes with beam1, not {method!r}')
     if repeat < 1: raise ValueError(f'repeat must be >= 1, got {repeat}')
-    DecodeOptions(method=method, batch_size=batch_size or DEFAULT_BATCH_SIZE)   # checks them before any work
+    DecodeOptions(method=method, batch_size=batch_size)                # checks them before any work
     if threads is not None and threads < 1: raise ValueError(f'threads must be >= 1, got {threads}')
     old = torch.get_num_threads()
     if threads is not None: torch.set_num_threads(threads)

@@ -12,11 +12,10 @@ __all__ = ['parser', 'main']
 
 # %% ../nbs/06_cli.ipynb #c005
 def _decode_options(a):
-    "The `DecodeOptions` of the command line: the sampling options and `--compile` only when given."
-    from mt3_nb.generate import DecodeOptions, default_batch_size
-    from mt3_nb.utils import get_device
+    "The `DecodeOptions` of the command line: the sampling options and `--compile` only when given; no --batch-size: the device's default."
+    from mt3_nb.generate import DecodeOptions
     given = {k: getattr(a, k) for k in ('temperature', 'top_k', 'top_p', 'seed', 'compile') if getattr(a, k, None) is not None}
-    return DecodeOptions(method=a.method, batch_size=a.batch_size or default_batch_size(get_device(a.device)), **given)
+    return DecodeOptions(method=a.method, batch_size=a.batch_size, **given)
 
 # %% ../nbs/06_cli.ipynb #c005a
 def _transcribe(a) -> int:
