@@ -11,7 +11,7 @@ from importlib.resources import files
 from pathlib import Path
 import numpy as np, msgpack, torch, safetensors, safetensors.torch
 from .utils import atomic_write, get_device, make_folder
-from .model import MT3, MT3Config, sinusoids, quantize_int8
+from .model import MT3, MT3Config, quantize_int8
 
 # %% auto #0
 __all__ = ['DTYPES', 'GATED', 'MT3_URL', 'MT3_BYTES', 'CheckpointError', 'read_t5x', 'torch_name', 'to_state_dict',
@@ -318,11 +318,10 @@ def resolve_dtype(dtype: str | torch.dtype | None, # a name in `DTYPES` (or fp32
 # %% ../nbs/00_checkpoint.ipynb #k004
 def _build(checkpoint: str | None, device: str, dtype: torch.dtype) -> MT3:
     state, cfg = load_checkpoint(checkpoint)
-    with torch.device('meta'): model = MT3(cfg)
+    model = MT3(cfg)                                               # on the CPU: see above
     model.load_state_dict(state, strict=True, assign=True)
-    for m in (model.encoder, model.decoder): m.positions = sinusoids(cfg.max_len, cfg.d_model)
     params = dict(model.named_parameters())
-    left = [n for n, p in params.items() if p.is_meta or n not in state]
+    left = [n for n in params if n not in state]
     if left or len(params) != len(state): raise CheckpointError(f'{checkpoint}: parameters not loaded: {left}')
     model = model.to(device=device, dtype=torch.float32 if dtype == torch.int8 else dtype).eval().requires_grad_(False)
     return quantize_int8(model) if dtype == torch.int8 else model
