@@ -171,18 +171,20 @@ def bench_modes(modes: Sequence[str] | None = None, # dtype names (default: floa
                 seconds: Sequence[float] = (60, 600), # audio lengths: the audio (default: the example) tiled or cut
                 repeat: int = 2, # rounds; each round runs every configuration once, in turn
                 run=None, # runs one configuration (default: `bench_subprocess`)
+                methods: Sequence[str] = (), # decoding methods, each run with every mode (default: `method`, else beam1)
                 **kw, # the rest of `bench`'s arguments (device, batch_size, checkpoint, ...)
                ) -> list[dict]:
-    "The fastest of `repeat` alternated runs of each mode on each length, ordered by length then mode."
+    "The fastest of `repeat` alternated runs of each mode (and method) on each length, ordered by length, mode, method."
     if repeat < 1: raise ValueError(f'repeat must be >= 1, got {repeat}')
     modes = list(modes or dict.fromkeys(('float32',) + GATED.get(get_device(kw.get('device')).type, ())))
-    run, best = run or bench_subprocess, {}
+    configs = [(m, me) for m in modes for me in (methods or [kw.get('method') or 'beam1'])]
+    run, best, kw = run or bench_subprocess, {}, {k: v for k, v in kw.items() if k != 'method'}
     for _ in range(repeat):
         for s in seconds:
-            for m in modes:
-                r = run(**kw, dtype=m, seconds=s)
-                if (m, s) not in best or r['wall_s'] < best[m, s]['wall_s']: best[m, s] = r
-    return [best[m, s] for s in seconds for m in modes]
+            for m, me in configs:
+                r = run(**kw, dtype=m, method=me, seconds=s)
+                if (m, me, s) not in best or r['wall_s'] < best[m, me, s]['wall_s']: best[m, me, s] = r
+    return [best[m, me, s] for s in seconds for m, me in configs]
 
 
 # %% ../nbs/08_bench.ipynb #c024
