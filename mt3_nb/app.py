@@ -19,7 +19,7 @@ from .frontend import load_audio, SAMPLE_RATE
 from .codec import Note, write_midi, notes_to_csv
 from .evaluate import load_notes, score
 from .checkpoint import load_model, GATED
-from .generate import GPU_BATCH_SIZE
+from .generate import GPU_BATCH_SIZE, DEFAULT_BATCH_SIZE
 from .transcribe import transcribe, example_path, example_truth_path, Transcription
 from .utils import error_line
 from .instruments import consolidate
@@ -35,9 +35,10 @@ __all__ = ['GPU_DEFAULT_DTYPE', 'CPU_BATCH_SIZE', 'DECODINGS', 'DECODING_NAMES',
 
 # %% ../nbs/09_app.ipynb #c006
 GPU_DEFAULT_DTYPE = GATED['cuda'][0]   # the GPU's default precision: the fastest gated mode (float16)
-CPU_BATCH_SIZE = 8              # segments per model call on a CPU: small, so that the progress bar moves
+CPU_BATCH_SIZE = DEFAULT_BATCH_SIZE   # rows of the CPU's decoding pool, as in the CLI: the bar moves as each segment
+                                      # finishes, and 64 rows decode 1.4-1.7x faster than the 8 of old (1-2.5 min, measured)
 
-DECODINGS = {'beam1': 'Original (beam search, 1 beam)', 'greedy': 'Greedy (fastest)',
+DECODINGS = {'beam1': 'Original (beam search, 1 beam)', 'greedy': 'Greedy (faster, passes the quality gate)',
              'sample': 'Sampling (with temperature)'}
 DECODING_NAMES = {'beam1': 'beam-1 (original)', 'greedy': 'greedy', 'sample': 'sampling'}
 PRECISIONS = {'float32': 'float32 (exact)', 'float16': 'float16 (GPU, fast, gated)', 'bfloat16': 'bfloat16 (GPU, below the gate on drums)',
