@@ -27,7 +27,7 @@ from .outputs import parse_formats, output_paths, write_outputs
 # %% auto #0
 __all__ = ['AUDIO_EXTENSIONS', 'MIDI_SUFFIXES', 'check_model', 'plural', 'Transcription', 'decode_options', 'restrict',
            'finish_notes', 'SegmentFeed', 'transcribe', 'find_audio', 'BatchReport', 'failure_line', 'plan_outputs',
-           'transcribe_batch', 'example_path', 'example_truth_path']
+           'transcribe_files', 'transcribe_batch', 'example_path', 'example_truth_path']
 
 # %% ../nbs/05_transcribe.ipynb #c006
 def _same_device(a: torch.device, b: torch.device) -> bool:
@@ -156,6 +156,25 @@ def _chunked(generate_fn, model: MT3, segments, opts: DecodeOptions):
         keys = [k for k, _ in chunk]
         yield from zip(keys, generate_fn(model, torch.stack([x for _, x in chunk]), opts, first=keys[0]))
 
+# %% ../nbs/05_transcribe.ipynb #c009d
+class _FileNotes:
+    "One file's notes, built in segment order from segments that come out of a pool in any order."
+    def __init__(self, feed: SegmentFeed): self.feed, self.dec, self.tokens, self.early = feed, NoteDecoder(), [], {}
+
+    def add(self, k: int, ids: np.ndarray):
+        self.early[k] = ids
+        while len(self.tokens) in self.early:                   # the notes are decoded in segment order
+            s = len(self.tokens); self.tokens.append(self.early.pop(s)); self.dec.add_segment(self.tokens[-1], *self.feed.bounds.pop(s))
+
+    @property
+    def complete(self) -> bool: return self.feed.total is not None and len(self.tokens) == self.feed.total
+
+    def result(self, name: str, instruments=None, consolidate: bool = False) -> Transcription:
+        res, n = self.dec.finish(), len(self.tokens)
+        return Transcription(notes=finish_notes(res.notes, instruments, consolidate), invalid_events=res.invalid_events,
+                             dropped_events=res.dropped_events, duration=self.feed.samples / SAMPLE_RATE, tokens=self.tokens,
+                             start_times=floor_start_times(segment_start_times(n)), source=name)
+
 # %% ../nbs/05_transcribe.ipynb #c010
 def transcribe(source, # a path, the bytes of an audio file, or a sample array at `sr` Hz
                checkpoint=None, # T5X folder or .safetensors for `load_model` (default: $MT3_CHECKPOINT or the download)
@@ -184,31 +203,25 @@ def transcribe(source, # a path, the bytes of an audio file, or a sample array a
     if model is None: model = load_model(checkpoint, device, dtype)
     if opts.batch_size is None: opts = replace(opts, batch_size=default_batch_size(model.device))
     t_model = time.perf_counter()
-    dec, tokens, done, t_dec = NoteDecoder(), [], {}, 0.0
-    est = num_segments(stream.samples) if stream.samples else None
+    t_dec, est = 0.0, (num_segments(stream.samples) if stream.samples else None)
     show = progress if progress is not None else (est or 0) > 2 * opts.batch_size
     feed = SegmentFeed(stream, opts.batch_size, model.device)
+    notes = _FileNotes(feed)
     results = (((k, t) for k, t, _ in decode_stream(model, feed, opts)) if generate_fn is None
                else _chunked(generate_fn, model, feed, opts))
     with tqdm(total=est, desc=Path(name).name if name[0] != '<' else name, unit='seg', disable=not show) as bar:
         a = time.perf_counter()
         for k, ids in results:                                  # in the order segments finish
             b = time.perf_counter()
-            done[k] = ids
-            while len(tokens) in done:                          # the notes are decoded in segment order
-                s = len(tokens); tokens.append(done.pop(s)); dec.add_segment(tokens[-1], *feed.bounds.pop(s))
+            notes.add(k, ids)
             if feed.total is not None: bar.total = feed.total
             bar.update(1)
             t_dec += time.perf_counter() - b
         t_loop = time.perf_counter() - a
-    res = dec.finish()
-    notes = finish_notes(res.notes, instruments, consolidate)
-    t1 = time.perf_counter()
-    timings = dict(load=t_open - t0, model_load=t_model - t_open, frontend=feed.seconds, generate=t_loop - feed.seconds - t_dec,
-                   decode=t_dec, total=t1 - t0 - (t_model - t_open))   # generate: the loop's time less the other two
-    return Transcription(notes=notes, invalid_events=res.invalid_events, dropped_events=res.dropped_events,
-                         duration=feed.samples / SAMPLE_RATE, tokens=tokens,
-                         start_times=floor_start_times(segment_start_times(len(tokens))), timings=timings, source=name)
+    t = notes.result(name, instruments, consolidate)
+    t.timings = dict(load=t_open - t0, model_load=t_model - t_open, frontend=feed.seconds, generate=t_loop - feed.seconds - t_dec,
+                     decode=t_dec, total=time.perf_counter() - t0 - (t_model - t_open))   # generate: the loop's time less the other two
+    return t
 
 # %% ../nbs/05_transcribe.ipynb #c012
 AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.oga', '.mp3', '.m4a', '.aac', '.mp4', '.opus', '.aif', '.aiff', '.wma', '.webm')
@@ -254,6 +267,50 @@ def plan_outputs(files: Sequence[Path], # the input files
         return [Path(output)]
     return [(Path(output) if output is not None else f.parent) / (f.stem + '.mid') for f in files]
 
+# %% ../nbs/05_transcribe.ipynb #c012f
+def transcribe_files(files: Sequence, # audio paths (or anything `transcribe` takes as a source)
+                     model: MT3, # the loaded model
+                     opts: DecodeOptions | None = None, # how to decode (default: the original's beam-1)
+                     instruments=None, # only these may be decoded, as in `transcribe`
+                     consolidate: bool = False, # one program per instrument, as in `transcribe`
+                     progress: bool = False, # a progress bar over the segments of all files
+                    ):
+    """(index in `files`, its `Transcription` or the exception that stopped it) for every file, as each is done; the
+    segments of all files decode in one `decode_stream` pool. `timings['total']`: from the file's opening to its notes."""
+    if not len(files): return
+    opts, instruments = restrict(decode_options(opts), instruments)
+    if opts.batch_size is None: opts = replace(opts, batch_size=default_batch_size(model.device))
+    mmap_large_blocks()
+    live, out, seen = {}, [], set()                            # i -> (notes, name, start); (i, result) to hand over
+    def finish(i):
+        if i in live and live[i][0].complete:
+            notes, name, t0 = live.pop(i)
+            t = notes.result(name, instruments, consolidate); t.timings = dict(total=time.perf_counter() - t0)
+            out.append((i, t))
+    def segments():                                            # one file at a time; a bad one is skipped
+        for i, f in enumerate(files):
+            t0, name = time.perf_counter(), source_name(f)
+            try:
+                stream = AudioStream(f, name=name)
+                if stream.samples: bar.total = (bar.total or 0) + num_segments(stream.samples); bar.refresh()   # grows file by file
+                live[i] = (_FileNotes(feed := SegmentFeed(stream, opts.batch_size, model.device)), name, t0)
+                for s, x in feed: yield (i, s), x
+            except Exception as e: live.pop(i, None); out.append((i, e))
+            else: finish(i)                                    # a file whose segments are all out already
+    def hand_over():
+        for i, r in out: seen.add(i); yield i, r
+        out.clear()
+    err = None
+    with tqdm(desc=Path(source_name(files[0])).name if len(files) == 1 else 'segments', unit='seg', disable=not progress) as bar:
+        try:
+            for (i, s), ids, _ in decode_stream(model, segments(), opts):
+                if i in live: live[i][0].add(s, ids); finish(i)
+                bar.update(1)
+                yield from hand_over()
+        except Exception as e: err = e                         # the model failed: every file not done fails with it
+    yield from hand_over()
+    yield from ((i, err) for i in range(len(files)) if i not in seen)
+
 # %% ../nbs/05_transcribe.ipynb #c012d
 def transcribe_batch(inputs: Sequence, # audio files and folders (searched recursively)
                      output=None, # a folder (default: beside each input), or a .mid/.midi file for one input
@@ -289,15 +346,23 @@ def transcribe_batch(inputs: Sequence, # audio files and folders (searched recur
         for o in outs: claimed.setdefault(o.resolve(), f)
     for folder in dict.fromkeys(outs[0].parent for _, _, outs in todo): check_writable(make_folder(folder))
     model = load_model(checkpoint, device, dtype) if todo else None
-    for f, mid, outs in tqdm(todo, desc='files', unit='file', disable=not progress or len(todo) < 2):
-        try:
-            t = transcribe(f, opts=opts, model=model, progress=progress, instruments=instruments, consolidate=consolidate)
-            write_outputs(t.notes, mid, formats, source=str(f), tempo=tempo, quantize=quantize, merge=merge)
-        except Exception as e:  # one bad file must not stop the batch
-            fail(f, error_line(e)); continue
-        rep.written.append((f, outs[0], t))
-        if log: log(f'wrote {", ".join(map(str, outs))} ({plural(len(t.notes), "note")}, {plural(len(t.programs), "instrument")}, '
-                    f'{t.duration:.1f} s audio, RTF {t.rtf:.3f})')
+    done, failed = {}, {}
+    with tqdm(total=len(todo), desc='files', unit='file', disable=not progress or len(todo) < 2) as bar:
+        for i, t in transcribe_files([f for f, _, _ in todo], model, opts, instruments, consolidate, progress=progress):
+            f, mid, outs = todo[i]
+            bar.update(1)
+            try:
+                if isinstance(t, Exception): raise t
+                write_outputs(t.notes, mid, formats, source=str(f), tempo=tempo, quantize=quantize, merge=merge)
+            except Exception as e:  # one bad file must not stop the batch
+                failed[i] = error_line(e)
+                if log: log(failure_line(f, failed[i]))
+                continue
+            done[i] = (f, outs[0], t)
+            if log: log(f'wrote {", ".join(map(str, outs))} ({plural(len(t.notes), "note")}, {plural(len(t.programs), "instrument")}, '
+                        f'{t.duration:.1f} s audio' + (f', RTF {t.rtf:.3f})' if len(todo) == 1 else ')'))   # pooled: no time of its own
+    rep.written += [done[i] for i in sorted(done)]             # in the inputs' order, whatever order they finished in
+    rep.failed += [(todo[i][0], failed[i]) for i in sorted(failed)]
     return rep
 
 # %% ../nbs/05_transcribe.ipynb #c014
