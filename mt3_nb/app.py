@@ -19,7 +19,7 @@ from .frontend import load_audio, SAMPLE_RATE
 from .codec import Note, write_midi, notes_to_csv
 from .evaluate import load_notes, score
 from .checkpoint import load_model, GATED
-from .generate import GPU_BATCH_SIZE, DEFAULT_BATCH_SIZE
+from .generate import default_batch_size
 from .transcribe import transcribe, example_path, example_truth_path, Transcription
 from .utils import error_line
 from .instruments import consolidate
@@ -28,15 +28,13 @@ from .plotting import inst_key, inst_name, instrument_colors, piano_roll, figure
 from .rendering import synthesize, mix, player, synth_method, find_soundfont
 
 # %% auto #0
-__all__ = ['GPU_DEFAULT_DTYPE', 'CPU_BATCH_SIZE', 'DECODINGS', 'DECODING_NAMES', 'PRECISIONS', 'ACCEPT', 'SettingsError',
-           'cuda_available', 'device_options', 'precision_options', 'Settings', 'resolve_settings',
-           'instrument_summary', 'instrument_table', 'default_out_dir', 'safe_stem', 'save_outputs', 'download_link',
-           'reference_for', 'TranscriptionApp']
+__all__ = ['GPU_DEFAULT_DTYPE', 'DECODINGS', 'DECODING_NAMES', 'PRECISIONS', 'ACCEPT', 'SettingsError', 'cuda_available',
+           'device_options', 'precision_options', 'Settings', 'resolve_settings', 'instrument_summary',
+           'instrument_table', 'default_out_dir', 'safe_stem', 'save_outputs', 'download_link', 'reference_for',
+           'TranscriptionApp']
 
 # %% ../nbs/09_app.ipynb #c006
 GPU_DEFAULT_DTYPE = GATED['cuda'][0]   # the GPU's default precision: the fastest gated mode (float16)
-CPU_BATCH_SIZE = DEFAULT_BATCH_SIZE   # rows of the CPU's decoding pool, as in the CLI: the bar moves as each segment
-                                      # finishes, and 64 rows decode 1.4-1.7x faster than the 8 of old (1-2.5 min, measured)
 
 DECODINGS = {'beam1': 'Original (beam search, 1 beam)', 'greedy': 'Greedy (faster, passes the quality gate)',
              'sample': 'Sampling (with temperature)'}
@@ -94,7 +92,7 @@ def resolve_settings(s: Settings, # the options as the app's widgets hold them
     if dtype not in ('float32', 'int8') and device != 'cuda': raise SettingsError(f'{dtype} needs a CUDA GPU; the CPU runs float32 or int8')
     if s.decoding not in DECODINGS: raise SettingsError(f'unknown decoding {s.decoding!r}: use one of {", ".join(DECODINGS)}')
     kw = dict(device=device, dtype=dtype, method=s.decoding,
-              batch_size=s.batch_size or (GPU_BATCH_SIZE if device == 'cuda' else CPU_BATCH_SIZE))
+              batch_size=s.batch_size or default_batch_size(device))   # the CLI's pool: 64 rows on the CPU, 512 on a GPU
     if s.decoding == 'sample':
         if not s.temperature > 0: raise SettingsError(f'temperature must be above 0, got {s.temperature}')
         kw.update(temperature=float(s.temperature), seed=s.seed)

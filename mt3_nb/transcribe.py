@@ -170,10 +170,10 @@ class _FileNotes:
     def complete(self) -> bool: return self.feed.total is not None and len(self.tokens) == self.feed.total
 
     def result(self, name: str, instruments=None, consolidate: bool = False) -> Transcription:
-        res, n = self.dec.finish(), len(self.tokens)
+        res = self.dec.finish()
         return Transcription(notes=finish_notes(res.notes, instruments, consolidate), invalid_events=res.invalid_events,
                              dropped_events=res.dropped_events, duration=self.feed.samples / SAMPLE_RATE, tokens=self.tokens,
-                             start_times=floor_start_times(segment_start_times(n)), source=name)
+                             start_times=floor_start_times(segment_start_times(len(self.tokens))), source=name)
 
 # %% ../nbs/05_transcribe.ipynb #c010
 def transcribe(source, # a path, the bytes of an audio file, or a sample array at `sr` Hz
