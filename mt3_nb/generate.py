@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_generate.ipynb #c003
 from __future__ import annotations
-import itertools, warnings
+import itertools, queue, threading, warnings
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 import numpy as np
@@ -14,9 +14,9 @@ from torch import Tensor
 from .model import MT3
 
 # %% auto #0
-__all__ = ['EOS', 'BOS', 'NEG_INF', 'METHODS', 'DEFAULT_BATCH_SIZE', 'GPU_BATCH_SIZE', 'COMPILED', 'brevity_penalty', 'Search',
-           'Beam1', 'Greedy', 'Sample', 'StepGraphs', 'Pool', 'decode_stream', 'default_batch_size', 'DecodeOptions',
-           'generate']
+__all__ = ['EOS', 'BOS', 'NEG_INF', 'METHODS', 'DEFAULT_BATCH_SIZE', 'WORKER_ROWS', 'GPU_BATCH_SIZE', 'COMPILED',
+           'brevity_penalty', 'Search', 'Beam1', 'Greedy', 'Sample', 'StepGraphs', 'Pool', 'decode_stream',
+           'default_batch_size', 'DecodeOptions', 'generate']
 
 # %% ../nbs/04_generate.ipynb #c006
 EOS, BOS = 1, 0
@@ -205,11 +205,12 @@ def decode_stream(model: MT3, # the model, on the device to decode on
                   pad_rows: bool | None = None, # pad live rows to a power of two: static shapes (default: on GPU)
                   encode_batch: int | None = None, # segments encoded at once at most (default: 16 on CPU, 256 on GPU)
                   graphs: bool | None = None, # replay the step as CUDA graphs (default: on CUDA, beam1 and greedy)
+                  workers: int | None = None, # CPU pools decoding at once, a thread each (default: one per torch thread; see "Workers")
                  ) -> Iterator[tuple]:
     "Yield (key, int32 token ids ending with EOS when there is one, float score) for each segment as it finishes."
     opts = opts or DecodeOptions()
     it = iter(segments)
-    B = opts.batch_size or default_batch_size(model.device)          # rows (None: 64 on the CPU, 512 on a GPU)
+    B = opts.batch_size or default_batch_size(model.device)          # rows (None: 128 on the CPU, 512 on a GPU)
     head = list(itertools.islice(it, B))                             # fewer segments than rows: a smaller pool
     it, dev, P, T, cfg = itertools.chain(head, it), model.device, max(1, len(head)), opts.max_tokens, model.cfg
     if T > cfg.max_len - 1: raise ValueError(f'max_tokens must be in [1, {cfg.max_len - 1}], got {T}')
@@ -223,12 +224,57 @@ def decode_stream(model: MT3, # the model, on the device to decode on
     graphs = dev.type == 'cuda' and opts.method != 'sample' if graphs is None else graphs
     if opts.compile and opts.method == 'sample': raise ValueError('torch.compile does not draw samples: use compile=False with method "sample"')
     comp = COMPILED.get(dev.type, False) and opts.method != 'sample' if opts.compile is None else opts.compile
+    threads = torch.get_num_threads()
+    W = max(1, min(len(head), workers or (1 if gpu or comp else min(threads, B // WORKER_ROWS, len(head) // 8))))
+    if W > 1 and (gpu or comp): raise ValueError('several workers decode on the CPU only, and without torch.compile')
+    if W > 1:                                                          # the rows, and the cores, shared out
+        yield from _workers(model, it, W, -(-min(B, len(head)) // W), max(1, threads // W), opts, every, pad, eb, encoded)
+        return
     if graphs: P = B                                                   # one pool shape, kept: its graphs are reused
     pool = Pool.get(model, P, opts, every, graphs, frames=len(head[0][1]) if head else 0, compile=comp)
     try: yield from _decode(model, pool, it, opts, every, pad, eb, encoded)
     finally: pool.busy = False
 
-def _decode(model, pool, it, opts, every, pad, eb, encoded):
+def _workers(model, it, W, P, threads, opts, every, pad, eb, encoded):
+    "`_decode` in `W` threads of `threads` cores, each with a pool of `P` rows; the segments are drawn from `it` here."
+    inbox, stop = queue.SimpleQueue(), threading.Event()              # to this thread: ('get', reply), ('out', result), ('end', error)
+    def work():
+        reply, err = queue.SimpleQueue(), None
+        def take():                                                    # segments, one at a time, from the caller's thread
+            while True:
+                inbox.put(('get', reply))
+                if (x := reply.get()) is None: return
+                yield x
+        try:
+            torch.set_num_threads(threads)                             # this thread's own: the caller's is left as it is
+            with torch.inference_mode():
+                for r in _decode(model, Pool(model, P, opts, every, False), take(), opts, every, pad, eb, encoded, stop):
+                    inbox.put(('out', r))
+        except BaseException as e: err = e
+        inbox.put(('end', err))
+    ts = [threading.Thread(target=work, name=f'mt3_nb decoder {i}', daemon=True) for i in range(W)]
+    for t in ts: t.start()
+    alive = W
+    try:
+        while alive:
+            kind, x = inbox.get()
+            if kind == 'out': yield x
+            elif kind == 'get':
+                seg = None
+                try: seg = next(it, None)                              # the segments' own code runs here, as without workers
+                finally: x.put(seg)
+            else:
+                alive -= 1
+                if x is not None: raise x
+    finally:                                                           # done, failed or abandoned: every worker ends
+        stop.set()
+        while alive:
+            kind, x = inbox.get()
+            if kind == 'get': x.put(None)
+            alive -= kind == 'end'
+        for t in ts: t.join()
+
+def _decode(model, pool, it, opts, every, pad, eb, encoded, stop=None):
     P, T, dev = len(pool.tok), opts.max_tokens, model.device
     cache, search, out, tok, pos, bias = pool.cache, pool.search, pool.out, pool.tok, pool.pos, pool.bias
     tok.zero_(); pos.zero_(); bias.zero_()
@@ -249,7 +295,7 @@ def _decode(model, pool, it, opts, every, pad, eb, encoded):
         return holes[len(new):]
 
     n, since = P - len(fill(list(range(P)))), 0
-    while n:
+    while n and not (stop and stop.is_set()):
         m = min(P, 1 << (n - 1).bit_length()) if pad else n
         n_keys = min(T + every, (int(hpos[:m].max()) // 64 + 1) * 64)  # rows run up to every-1 steps past T
         pool.step(m, n_keys)
@@ -277,13 +323,14 @@ def _decode(model, pool, it, opts, every, pad, eb, encoded):
 
 # %% ../nbs/04_generate.ipynb #c012
 METHODS = ('beam1', 'greedy', 'sample')   # T5X beam search with one beam (the original), argmax, sampling
-DEFAULT_BATCH_SIZE = 64                    # rows of the decoding pool (on a CPU)
+DEFAULT_BATCH_SIZE = 128                   # rows on a CPU: on two cores, two pools (workers) of 64
+WORKER_ROWS = 32                           # a CPU worker's rows at least: fewer, and each reads the weights for too few rows
 GPU_BATCH_SIZE = 512                       # rows on a GPU, where big pools keep it busy: a 10-minute file in one pool
 
 COMPILED = {'cpu': False, 'cuda': False}  # compile=None: compiled or not, per device type (see "Compiled steps")
 
 def default_batch_size(device) -> int:
-    "The pool's rows when none is asked for (the CLI, the app, the benchmark): 64 on the CPU, 512 on a GPU."
+    "The pool's rows when none is asked for (the CLI, the app, the benchmark): 128 on the CPU, 512 on a GPU."
     return DEFAULT_BATCH_SIZE if torch.device(device).type == 'cpu' else GPU_BATCH_SIZE
 
 @dataclass(frozen=True)
