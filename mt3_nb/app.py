@@ -92,7 +92,7 @@ def resolve_settings(s: Settings, # the options as the app's widgets hold them
     if dtype not in ('float32', 'int8') and device != 'cuda': raise SettingsError(f'{dtype} needs a CUDA GPU; the CPU runs float32 or int8')
     if s.decoding not in DECODINGS: raise SettingsError(f'unknown decoding {s.decoding!r}: use one of {", ".join(DECODINGS)}')
     kw = dict(device=device, dtype=dtype, method=s.decoding,
-              batch_size=s.batch_size or default_batch_size(device))   # the CLI's pool: 128 rows on the CPU, 512 on a GPU
+              batch_size=s.batch_size or default_batch_size(device))   # the CLI's pool, whatever its size
     if s.decoding == 'sample':
         if not s.temperature > 0: raise SettingsError(f'temperature must be above 0, got {s.temperature}')
         kw.update(temperature=float(s.temperature), seed=s.seed)
